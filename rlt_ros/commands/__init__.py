@@ -1,0 +1,1 @@
+"""Subcommands of the `rlt` command line (see rlt_ros/cli.py)."""

@@ -1,0 +1,1 @@
+"""rlt part of the pure core (no rclpy)."""
