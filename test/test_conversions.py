@@ -5,7 +5,7 @@ import pytest
 
 from rlt_ros.core.arm import ArmConfig, clamp_chunk
 from rlt_ros.core.interfaces import (ChunkPacket, ChunkSource, EpisodeEventPacket, EventSource, EventType, Phase,
-                                     TokenPacket, TransitionPacket)
+                                     TokenPacket)
 from rlt_ros.core.validation import MessageError
 from rlt_ros.ros import conversions as cv
 
@@ -51,15 +51,22 @@ def test_chunk_transition_event_round_trip():
     np.testing.assert_array_equal(back.actions, chunk.actions)
     assert back.source == ChunkSource.ACTOR
 
-    t = TransitionPacket(2.0, 3, 5, *(rng.normal(size=n).astype(np.float32) for n in (16, 6)),
-                         rng.normal(size=(10, 3)).astype(np.float32), rng.normal(size=(10, 3)).astype(np.float32),
-                         rng.normal(size=16).astype(np.float32), rng.normal(size=6).astype(np.float32), True)
+    from rlt_ros.core.rlt.replay import Transition
+    r = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    t = Transition(episode_id=3, index=4, token=r(16), proprio=r(6), reference=r(10, 3), action=r(10, 3),
+                   rewards=np.eye(10, dtype=np.float32)[6], done=True, next_token=r(16), next_proprio=r(6),
+                   next_reference=r(10, 3), intervention=True, source=2, steps=7)
     back = cv.transition_from_msg(cv.transition_to_msg(t), token_dim=16, proprio_dim=6, chunk=10, action_dim=3)
-    for name in ("token", "proprio", "reference", "action", "next_token", "next_proprio"):
+    for name in ("token", "proprio", "reference", "action", "rewards", "next_token", "next_proprio",
+                 "next_reference"):
         np.testing.assert_array_equal(getattr(back, name), getattr(t, name))
-    assert back.intervention and back.index == 5
+    assert (back.intervention, back.index, back.steps, back.done, back.source) == (True, 4, 7, True, 2)
     with pytest.raises(MessageError, match="chunk length C = 5"):
         cv.transition_from_msg(cv.transition_to_msg(t), chunk=5)
+    bad = cv.transition_to_msg(t)
+    bad.next_token[3] = float("inf")
+    with pytest.raises(MessageError, match="next_token: non-finite"):
+        cv.transition_from_msg(bad)
 
     e = EpisodeEventPacket(9.0, 3, EventType.SUCCESS, EventSource.HUMAN, 1.0, "clean insert")
     assert cv.event_from_msg(cv.event_to_msg(e)) == e

@@ -14,6 +14,7 @@ from enum import IntEnum
 import numpy as np
 
 from rlt_ros.core import validation as v
+from rlt_ros.core.rlt.replay import SOURCES, Transition
 
 
 class Phase(IntEnum):
@@ -115,37 +116,27 @@ class ChunkPacket:
                    float(step_dt))
 
 
-@dataclass(frozen=True)
-class TransitionPacket:
-    """A chunk-level transition (Transition.msg); the learner attaches the reward at episode end."""
-
-    stamp: float
-    episode_id: int
-    index: int
-    token: np.ndarray
-    proprio: np.ndarray
-    reference: np.ndarray
-    action: np.ndarray
-    next_token: np.ndarray
-    next_proprio: np.ndarray
-    intervention: bool
-
-    @classmethod
-    def from_fields(cls, *, stamp, episode_id, index, token, proprio, reference, action, rows, cols,
-                    next_token, next_proprio, intervention, token_dim=None, proprio_dim=None,
-                    chunk=None, action_dim=None) -> "TransitionPacket":
-        if chunk is not None and rows != chunk:
-            raise v.MessageError(f"rows: expected the actor's chunk length C = {chunk}, got {rows}")
-        if action_dim is not None and cols != action_dim:
-            raise v.MessageError(f"cols: expected action_dim = {action_dim}, got {cols}")
-        if int(episode_id) <= 0:
-            raise v.MessageError(f"episode_id: must be > 0, got {episode_id}")
-        return cls(
-            stamp=float(stamp), episode_id=int(episode_id), index=int(index),
-            token=v.vector(token, "token", token_dim), proprio=v.vector(proprio, "proprio", proprio_dim),
-            reference=v.matrix(reference, rows, cols, "reference"), action=v.matrix(action, rows, cols, "action"),
-            next_token=v.vector(next_token, "next_token", token_dim),
-            next_proprio=v.vector(next_proprio, "next_proprio", proprio_dim), intervention=bool(intervention))
+def transition_from_fields(*, episode_id, index, steps, token, proprio, reference, action, rows, cols, rewards,
+                           done, next_token, next_proprio, next_reference, intervention, source,
+                           token_dim=None, proprio_dim=None, chunk=None, action_dim=None) -> Transition:
+    """A Transition.msg's fields -> the replay's ``Transition`` (chunk rows = C, cols = A), validated."""
+    if chunk is not None and rows != chunk:
+        raise v.MessageError(f"rows: expected the actor's chunk length C = {chunk}, got {rows}")
+    if action_dim is not None and cols != action_dim:
+        raise v.MessageError(f"cols: expected action_dim = {action_dim}, got {cols}")
+    if int(episode_id) <= 0:
+        raise v.MessageError(f"episode_id: must be > 0, got {episode_id}")
+    if not 0 <= int(steps) <= rows:
+        raise v.MessageError(f"steps: {steps} is not within 0..{rows}")
+    return Transition(
+        episode_id=int(episode_id), index=int(index), steps=int(steps),
+        token=v.vector(token, "token", token_dim), proprio=v.vector(proprio, "proprio", proprio_dim),
+        reference=v.matrix(reference, rows, cols, "reference"), action=v.matrix(action, rows, cols, "action"),
+        rewards=v.vector(rewards, "rewards", rows), done=bool(done),
+        next_token=v.vector(next_token, "next_token", token_dim),
+        next_proprio=v.vector(next_proprio, "next_proprio", proprio_dim),
+        next_reference=v.matrix(next_reference, rows, cols, "next_reference"),
+        intervention=bool(intervention), source=v.choice(source, "source", SOURCES))
 
 
 @dataclass(frozen=True)

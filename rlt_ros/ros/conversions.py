@@ -16,8 +16,10 @@ from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from rlt_ros.core import validation as v
-from rlt_ros.core.interfaces import (ChunkPacket, EpisodeEventPacket, TokenPacket, TransitionPacket)
-from rlt_ros.msg import ActionChunk, EpisodeEvent, RLToken, Transition
+from rlt_ros.core.interfaces import ChunkPacket, EpisodeEventPacket, TokenPacket, transition_from_fields
+from rlt_ros.core.rlt.replay import Transition
+from rlt_ros.msg import ActionChunk, EpisodeEvent, RLToken
+from rlt_ros.msg import Transition as TransitionMsg
 
 MessageError = v.MessageError
 
@@ -158,19 +160,23 @@ def chunk_to_msg(p: ChunkPacket) -> ActionChunk:
                        step_dt=float(p.step_dt))
 
 
-def transition_from_msg(msg: Transition, **expected) -> TransitionPacket:
-    return TransitionPacket.from_fields(
-        stamp=to_seconds(msg.header.stamp), episode_id=msg.episode_id, index=msg.index, token=msg.token,
-        proprio=msg.proprio, reference=msg.reference, action=msg.action, rows=msg.rows, cols=msg.cols,
-        next_token=msg.next_token, next_proprio=msg.next_proprio, intervention=msg.intervention, **expected)
+def transition_from_msg(msg: TransitionMsg, **expected) -> Transition:
+    """Transition.msg -> replay Transition; ``expected`` = token_dim, proprio_dim, chunk, action_dim."""
+    return transition_from_fields(
+        episode_id=msg.episode_id, index=msg.index, steps=msg.steps, token=msg.token, proprio=msg.proprio,
+        reference=msg.reference, action=msg.action, rows=msg.rows, cols=msg.cols, rewards=msg.rewards,
+        done=msg.done, next_token=msg.next_token, next_proprio=msg.next_proprio,
+        next_reference=msg.next_reference, intervention=msg.intervention, source=msg.source, **expected)
 
 
-def transition_to_msg(p: TransitionPacket) -> Transition:
-    rows, cols = p.action.shape
-    return Transition(header=header(p.stamp), episode_id=p.episode_id, index=p.index, token=_flat(p.token),
-                      proprio=_flat(p.proprio), reference=_flat(p.reference), action=_flat(p.action),
-                      rows=rows, cols=cols, next_token=_flat(p.next_token),
-                      next_proprio=_flat(p.next_proprio), intervention=bool(p.intervention))
+def transition_to_msg(t: Transition, stamp: float = 0.0) -> TransitionMsg:
+    rows, cols = np.shape(t.action)
+    return TransitionMsg(
+        header=header(stamp), episode_id=t.episode_id, index=t.index, steps=t.steps or rows, token=_flat(t.token),
+        proprio=_flat(t.proprio), reference=_flat(t.reference), action=_flat(t.action), rows=rows, cols=cols,
+        rewards=_flat(t.rewards), done=bool(t.done), next_token=_flat(t.next_token),
+        next_proprio=_flat(t.next_proprio), next_reference=_flat(t.next_reference),
+        intervention=bool(t.intervention), source=int(t.source))
 
 
 def event_from_msg(msg: EpisodeEvent) -> EpisodeEventPacket:

@@ -60,13 +60,19 @@ def declare_config(node: Node, cls: type, prefix: str = ""):
                              f"(prefix '{prefix}'): {err}") from err
 
 
-def reject_unknown_parameters(node: Node) -> None:
-    """Raise if a parameter override (from YAML or --ros-args -p) names no declared parameter."""
+def reject_unknown_parameters(node: Node, shared: tuple[str, ...] = ("arm.", "rlt.", "episode.")) -> None:
+    """Raise if a parameter override (from YAML or --ros-args -p) names no declared parameter.
+
+    ``shared`` namespaces come from the ``/**`` block of a parameter file and reach every node; a node
+    that declares nothing in such a namespace ignores it, a node that declares any of it checks it all
+    (so each parameter is checked by at least the nodes that use it).
+    """
     # rclpy keeps the overrides it was started with here on every distro from Humble to Kilted;
     # there is no public accessor without declaring them all automatically.
     overrides = set(getattr(node, "_parameter_overrides", {}).keys())
     declared = set(node._parameters.keys()) | _BUILTIN
-    unknown = sorted(overrides - declared)
+    unused_shared = tuple(p for p in shared if not any(d.startswith(p) for d in declared))
+    unknown = sorted(k for k in overrides - declared if not any(k.startswith(p) for p in unused_shared))
     if unknown:
         raise ParameterError(f"{node.get_name()}: unknown parameters {unknown}; "
                              f"valid parameters: {sorted(declared - _BUILTIN)}")

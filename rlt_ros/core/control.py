@@ -1,0 +1,212 @@
+"""The control loop of actor_node, pure: which chunk runs, when to replan, hold, and what to record.
+
+``ChunkController.tick(now)`` is called at the control rate. It returns the command to send (a
+clamped chunk of absolute joint targets, only when a new one starts) and the critical-phase
+transitions that just closed. Phases follow /rlt/events (``PhaseTracker``):
+  VLA          execute the first ``vla_execute_steps`` rows of the newest reference chunk ã, replan
+  RL           every C steps: a = actor(z_rl, proprio, ã) (ã itself until weights arrive: warm-up)
+  INTERVENTION execute the newest teleop target (the transition's ã is relabelled to it)
+A stale token or joint state holds the arm at its measured position; weights staged by another
+thread are swapped in only at a chunk boundary.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rlt_ros.core.arm import ArmConfig, clamp_chunk
+from rlt_ros.core.episode import PhaseTracker
+from rlt_ros.core.interfaces import ChunkSource, EpisodeEventPacket, EventType, Phase, TokenPacket
+from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+from rlt_ros.core.rlt.policy import ActorPolicy
+from rlt_ros.core.rlt.replay import SOURCE_HUMAN, SOURCE_RL, SOURCE_VLA, ChunkRecorder, Transition
+
+
+@dataclass
+class ActorConfig:
+    autostart: bool = False  # act without a call to /rlt/actor/activate (simulation); real arms start inactive
+    explore: bool = True  # add the actor's fixed-sigma exploration noise in the RL phase (off for evaluation)
+    record: bool = True  # publish critical-phase transitions for the learner
+    max_token_age_s: float = 0.3  # hold position when the newest RL token is older than this [s]
+    max_joint_state_age_s: float = 0.2  # hold (send nothing) when the joint states are older than this [s]
+    max_teleop_age_s: float = 0.3  # during an intervention, hold when the teleop input is older than this [s]
+    vla_execute_steps: int = 10  # VLA phase: rows of ã executed before replanning on a newer token
+    initial_weights: str = ""  # actor export to start from: <path>.safetensors + <path>.json ('' = pass ã through until the learner sends weights)
+    seed: int = 0  # seed of the exploration noise
+
+    def __post_init__(self):
+        for name in ("max_token_age_s", "max_joint_state_age_s", "max_teleop_age_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"actor.{name} must be > 0 s")
+        if self.vla_execute_steps < 1:
+            raise ValueError("actor.vla_execute_steps must be >= 1")
+
+
+@dataclass
+class Command:
+    positions: np.ndarray  # [N, A] clamped absolute joint targets, one row per control step
+    episode_id: int
+    source: ChunkSource
+
+
+@dataclass
+class Step:
+    command: Command | None = None  # a new chunk to send now (None: keep executing the current one)
+    transitions: list[Transition] = field(default_factory=list)  # critical-phase transitions that closed
+    warning: str = ""
+
+
+class ChunkController:
+    def __init__(self, config: ActorConfig, rlt: RLTConfig, arm: ArmConfig):
+        if rlt.action_dim != len(arm.joint_names):
+            raise ValueError(f"rlt.action_dim = {rlt.action_dim} but the arm has {len(arm.joint_names)} joints "
+                             f"{list(arm.joint_names)}")
+        self.config, self.rlt, self.arm = config, rlt, arm
+        self.active = config.autostart
+        self.tracker = PhaseTracker()
+        self.policy: ActorPolicy | None = None
+        self._staged: ActorPolicy | None = None
+        self._lock = threading.Lock()
+        self._rng = np.random.default_rng(config.seed)
+        self._token: TokenPacket | None = None
+        self._q = None
+        self._q_stamp = -np.inf
+        self._teleop = None
+        self._teleop_at = -np.inf
+        self._plan: np.ndarray | None = None
+        self._plan_source = ChunkSource.HOLD
+        self._index = 0
+        self._holding = False
+        self._recorder: ChunkRecorder | None = None
+        self.counters = {"chunks": 0, "holds": 0, "clamped": 0, "transitions": 0, "weight_swaps": 0}
+        if config.initial_weights:
+            self.policy = load_policy_file(config.initial_weights, rlt)
+
+    # --- inputs -------------------------------------------------------------------------------------
+    def set_token(self, packet: TokenPacket, now: float) -> None:
+        with self._lock:
+            if self._token is None or packet.stamp >= self._token.stamp:
+                self._token = packet
+
+    def set_joint_state(self, position: np.ndarray, stamp: float, now: float) -> None:
+        with self._lock:
+            self._q, self._q_stamp = np.asarray(position, np.float64), stamp
+
+    def set_teleop(self, target: np.ndarray, now: float) -> None:
+        with self._lock:
+            self._teleop, self._teleop_at = np.asarray(target, np.float64), now
+
+    def stage_weights(self, weights: bytes, config_json: str) -> None:
+        """Deserialize (in the caller's thread) and stage new weights; the newest staged one wins."""
+        policy = ActorPolicy.from_export(weights, config_json, expect=self.rlt)
+        with self._lock:
+            self._staged = policy
+
+    def on_event(self, event: EpisodeEventPacket) -> list[Transition]:
+        with self._lock:
+            if not self.tracker.apply(event):
+                return []
+            self._plan = None  # every phase change replans on the next tick
+            out: list[Transition] = []
+            if event.type.terminal and self._recorder is not None:
+                out = self._recorder.finish(event.reward, terminal=True)
+                self._recorder = None
+            elif event.type in (EventType.START, EventType.RESET):
+                self._recorder = None
+            self.counters["transitions"] += len(out)
+            return out
+
+    # --- the control step ---------------------------------------------------------------------------
+    def tick(self, now: float) -> Step:
+        with self._lock:
+            return self._tick(now)
+
+    def _tick(self, now: float) -> Step:
+        c = self.config
+        if not self.active or self.tracker.phase == Phase.IDLE:
+            self._plan = None
+            return Step()
+        if self._q is None or now - self._q_stamp > c.max_joint_state_age_s:
+            self._plan = None
+            return Step(warning="joint states are stale: sending nothing (the driver holds its last goal)")
+        token = self._token
+        if token is None or now - token.stamp > c.max_token_age_s or token.episode_id != self.tracker.episode_id:
+            age = "none" if token is None else f"{now - token.stamp:.3f} s old, episode {token.episode_id}"
+            return self._hold(f"RL token stale ({age}; max age {c.max_token_age_s} s, episode "
+                              f"{self.tracker.episode_id}): holding position")
+        step = Step()
+        human = self.tracker.phase == Phase.INTERVENTION
+        if human:
+            if now - self._teleop_at > c.max_teleop_age_s:
+                return self._hold("intervention without fresh teleop input: holding position")
+            self._start_plan(self._teleop[None], ChunkSource.HUMAN, step)
+        elif self._plan is None or self._index >= len(self._plan):
+            self._new_plan(token, step)
+        row = self._plan[self._index]
+        self._index += 1
+        if self.tracker.phase in (Phase.RL, Phase.INTERVENTION) and c.record:
+            self._record(token, row, human, step)
+        return step
+
+    def _new_plan(self, token: TokenPacket, step: Step) -> None:
+        if self.tracker.phase == Phase.VLA:
+            return self._start_plan(token.reference_chunk[: self.config.vla_execute_steps], ChunkSource.VLA, step)
+        if self._staged is not None:  # swap weights only between chunks
+            self.policy, self._staged = self._staged, None
+            self.counters["weight_swaps"] += 1
+        if self.policy is None:  # VLA warm-up: pass the reference through
+            return self._start_plan(token.reference_chunk[: self.rlt.chunk_size], ChunkSource.VLA, step)
+        chunk = self.policy.act(token.token, token.proprio, token.reference_chunk,
+                                explore=self.config.explore, rng=self._rng)
+        self._start_plan(chunk, ChunkSource.ACTOR, step)
+
+    def _start_plan(self, rows: np.ndarray, source: ChunkSource, step: Step) -> None:
+        plan, report = clamp_chunk(rows, self._q, self.arm)
+        self.counters["clamped"] += report.position_clamped + report.velocity_clamped
+        self._plan, self._plan_source, self._index, self._holding = plan, source, 0, False
+        self.counters["chunks"] += 1
+        step.command = Command(plan, self.tracker.episode_id, source)
+
+    def _hold(self, why: str) -> Step:
+        self._plan = None
+        if self._holding:
+            return Step(warning=why)
+        self._holding = True
+        self.counters["holds"] += 1
+        hold, _ = clamp_chunk(self._q[None], self._q, self.arm)
+        return Step(command=Command(hold, self.tracker.episode_id, ChunkSource.HOLD), warning=why)
+
+    def _record(self, token: TokenPacket, row: np.ndarray, human: bool, step: Step) -> None:
+        if self._recorder is None:
+            self._recorder = ChunkRecorder(self.tracker.episode_id, self.rlt.chunk_size, self.rlt.stride)
+        self._recorder.source = (SOURCE_HUMAN if human else
+                                 SOURCE_RL if self._plan_source == ChunkSource.ACTOR else SOURCE_VLA)
+        if self._recorder.needs_observation():
+            closed = self._recorder.observe(token.token, token.proprio, token.reference_chunk)
+            step.transitions.extend(closed)
+            self.counters["transitions"] += len(closed)
+        self._recorder.act(row, human=human)
+
+
+def load_policy_file(path: str, rlt: RLTConfig) -> ActorPolicy:
+    """An actor export saved as <path>.safetensors + <path>.json (see ``save_policy_file``)."""
+    from pathlib import Path
+
+    base = Path(path).with_suffix("")
+    weights, meta = base.with_suffix(".safetensors"), base.with_suffix(".json")
+    for f in (weights, meta):
+        if not f.is_file():
+            raise ValueError(f"actor.initial_weights: {f} does not exist (expected {base}.safetensors + .json)")
+    return ActorPolicy.from_export(weights.read_bytes(), meta.read_text(), expect=rlt)
+
+
+def save_policy_file(path: str, weights: bytes, config_json: str) -> None:
+    from pathlib import Path
+
+    base = Path(path).with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.with_suffix(".safetensors").write_bytes(weights)
+    base.with_suffix(".json").write_text(config_json)

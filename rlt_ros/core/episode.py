@@ -1,0 +1,182 @@
+"""The episode life cycle (reward_node's logic, pure): start -> VLA -> handover -> RL (<-> human) -> end.
+
+The sparse binary reward of RLT lives here: the operator (or a detector, or the timer) ends each
+episode with SUCCESS (+1) or FAILURE/TIMEOUT (0). Every request that does not fit the current
+state (marking when no episode runs, a double mark, a handover outside the VLA phase) raises
+``EpisodeError`` with the reason, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+
+from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase
+
+
+class EpisodeError(RuntimeError):
+    """A request that does not fit the episode's current state."""
+
+
+@dataclass
+class EpisodeConfig:
+    timeout_s: float = 30.0  # an episode not marked within this time ends as TIMEOUT [s] (0 = never)
+    critical_timeout_s: float = 15.0  # a critical phase longer than this ends as TIMEOUT [s] (0 = never)
+    stats_window: int = 20  # episodes in the moving success rate / critical-phase statistics
+
+    def __post_init__(self):
+        if self.timeout_s < 0 or self.critical_timeout_s < 0 or self.stats_window < 1:
+            raise ValueError("episode: timeouts must be >= 0 s and stats_window >= 1")
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    episode_id: int
+    success: bool
+    outcome: EventType
+    duration_s: float  # start to end
+    critical_s: float | None  # handover to end (None when the critical phase never began)
+
+
+class EpisodeManager:
+    def __init__(self, config: EpisodeConfig | None = None, first_episode_id: int = 1):
+        self.config = config or EpisodeConfig()
+        self.phase = Phase.IDLE
+        self.episode_id = 0
+        self._next_id = first_episode_id
+        self._started_at = self._handover_at = None
+        self.history: deque[EpisodeRecord] = deque(maxlen=10_000)
+
+    # --- transitions ---------------------------------------------------------------------------
+    def start(self, now: float) -> EpisodeEventPacket:
+        if self.phase != Phase.IDLE:
+            raise EpisodeError(f"episode {self.episode_id} is still running ({self.phase.name}); end it first")
+        self.episode_id, self._next_id = self._next_id, self._next_id + 1
+        self.phase, self._started_at, self._handover_at = Phase.VLA, now, None
+        return self._event(now, EventType.START, EventSource.SYSTEM)
+
+    def handover(self, now: float, source: EventSource = EventSource.HUMAN, note: str = "") -> EpisodeEventPacket:
+        if self.phase != Phase.VLA:
+            raise EpisodeError(self._not_in("the VLA phase", "hand over to the RL actor"))
+        self.phase, self._handover_at = Phase.RL, now
+        return self._event(now, EventType.HANDOVER, source, note=note)
+
+    def intervention(self, active: bool, now: float, note: str = "") -> EpisodeEventPacket:
+        if active and self.phase not in (Phase.VLA, Phase.RL):
+            raise EpisodeError(self._not_in("the VLA or RL phase", "start an intervention"))
+        if not active and self.phase != Phase.INTERVENTION:
+            raise EpisodeError(self._not_in("an intervention", "end an intervention"))
+        if active:
+            if self._handover_at is None:  # a takeover during the approach starts the critical phase
+                self._handover_at = now
+            self.phase = Phase.INTERVENTION
+            return self._event(now, EventType.INTERVENTION_START, EventSource.HUMAN, note=note)
+        self.phase = Phase.RL
+        return self._event(now, EventType.INTERVENTION_END, EventSource.HUMAN, note=note)
+
+    def mark(self, success: bool, now: float, source: EventSource = EventSource.HUMAN,
+             note: str = "") -> EpisodeEventPacket:
+        if self.phase == Phase.IDLE:
+            last = f" (episode {self.history[-1].episode_id} was already marked)" if self.history else ""
+            raise EpisodeError(f"no episode is running{last}")
+        return self._end(EventType.SUCCESS if success else EventType.FAILURE, now, source, note)
+
+    def tick(self, now: float) -> EpisodeEventPacket | None:
+        """A TIMEOUT event when the running episode (or its critical phase) ran past its limit."""
+        if self.phase == Phase.IDLE:
+            return None
+        c = self.config
+        if c.timeout_s and now - self._started_at > c.timeout_s:
+            return self._end(EventType.TIMEOUT, now, EventSource.TIMEOUT, f"episode longer than {c.timeout_s} s")
+        if c.critical_timeout_s and self._handover_at is not None and now - self._handover_at > c.critical_timeout_s:
+            return self._end(EventType.TIMEOUT, now, EventSource.TIMEOUT,
+                             f"critical phase longer than {c.critical_timeout_s} s")
+        return None
+
+    def reset_event(self, now: float) -> EpisodeEventPacket:
+        if self.phase != Phase.IDLE:
+            raise EpisodeError(f"episode {self.episode_id} is running; end it before a reset")
+        return EpisodeEventPacket(now, max(self.episode_id, 1), EventType.RESET, EventSource.SYSTEM)
+
+    # --- statistics ----------------------------------------------------------------------------
+    def success_rate(self, window: int | None = None) -> float:
+        recent = list(self.history)[-(window or self.config.stats_window):]
+        return sum(r.success for r in recent) / len(recent) if recent else 0.0
+
+    def median_critical_s(self, window: int | None = None) -> float:
+        recent = [r.critical_s for r in list(self.history)[-(window or self.config.stats_window):]
+                  if r.success and r.critical_s is not None]
+        return statistics.median(recent) if recent else float("nan")
+
+    # --- internals -----------------------------------------------------------------------------
+    def _end(self, outcome: EventType, now: float, source: EventSource, note: str) -> EpisodeEventPacket:
+        critical = None if self._handover_at is None else now - self._handover_at
+        self.history.append(EpisodeRecord(self.episode_id, outcome == EventType.SUCCESS, outcome,
+                                          now - self._started_at, critical))
+        event = self._event(now, outcome, source, reward=1.0 if outcome == EventType.SUCCESS else 0.0, note=note)
+        self.phase = Phase.IDLE
+        return event
+
+    def _event(self, now, kind, source, reward=0.0, note=""):
+        return EpisodeEventPacket(now, self.episode_id, kind, source, reward, note)
+
+    def _not_in(self, where: str, what: str) -> str:
+        state = "no episode is running" if self.phase == Phase.IDLE else f"episode {self.episode_id} is in {self.phase.name}"
+        return f"cannot {what}: only in {where}, but {state}"
+
+
+class PhaseTracker:
+    """Follows /rlt/events on the nodes that do not own the episode (vla, actor, learner)."""
+
+    _PHASE_AFTER = {EventType.START: Phase.VLA, EventType.HANDOVER: Phase.RL,
+                    EventType.INTERVENTION_START: Phase.INTERVENTION, EventType.INTERVENTION_END: Phase.RL,
+                    EventType.SUCCESS: Phase.IDLE, EventType.FAILURE: Phase.IDLE, EventType.TIMEOUT: Phase.IDLE,
+                    EventType.RESET: Phase.IDLE}
+
+    def __init__(self):
+        self.episode_id = 0
+        self.phase = Phase.IDLE
+
+    def apply(self, event: EpisodeEventPacket) -> bool:
+        """Update from an event; False (ignored) for an event of an older episode than the current one."""
+        if event.episode_id < self.episode_id:
+            return False
+        if event.type == EventType.RESET and event.episode_id == self.episode_id and self.phase != Phase.IDLE:
+            return False  # a late RESET of this episode's predecessor
+        self.episode_id = event.episode_id
+        self.phase = self._PHASE_AFTER[event.type]
+        return True
+
+
+class EpisodeStats:
+    """Outcome statistics rebuilt from /rlt/events by any listener (learner, demo, monitor)."""
+
+    def __init__(self, window: int = 20):
+        self.window = window
+        self.history: list[EpisodeRecord] = []
+        self._open: dict[int, dict] = {}
+
+    def apply(self, event: EpisodeEventPacket) -> EpisodeRecord | None:
+        """Track an event; returns the finished episode's record on a terminal event."""
+        if event.type == EventType.START:
+            self._open[event.episode_id] = {"start": event.stamp, "handover": None}
+        elif event.type in (EventType.HANDOVER, EventType.INTERVENTION_START) and event.episode_id in self._open:
+            info = self._open[event.episode_id]
+            info["handover"] = info["handover"] if info["handover"] is not None else event.stamp
+        elif event.type.terminal and event.episode_id in self._open:
+            info = self._open.pop(event.episode_id)
+            critical = None if info["handover"] is None else event.stamp - info["handover"]
+            record = EpisodeRecord(event.episode_id, event.type == EventType.SUCCESS, event.type,
+                                   event.stamp - info["start"], critical)
+            self.history.append(record)
+            return record
+        return None
+
+    def success_rate(self, window: int | None = None) -> float:
+        recent = self.history[-(window or self.window):]
+        return sum(r.success for r in recent) / len(recent) if recent else 0.0
+
+    def median_critical_s(self, window: int | None = None) -> float:
+        recent = [r.critical_s for r in self.history[-(window or self.window):] if r.success and r.critical_s]
+        return statistics.median(recent) if recent else float("nan")

@@ -1,0 +1,126 @@
+"""actor_node: executes action chunks on the arm at the control rate (a thin adapter over core.control).
+
+VLA phase: executes the VLA's reference chunk ã. RL phase (after the handover): executes the RL
+actor's refined chunk a_1:C (with the fixed-sigma exploration noise while training; ã passed through
+until the learner's first weights arrive = the VLA warm-up). A human intervention (JointTrajectory on
+/rlt/teleop) overrides both. Every command is clamped to the arm's position and velocity limits
+(config/arms/<arm>.yaml) and sent as trajectory_msgs/JointTrajectory to the arm driver. The node does
+nothing until activated (/rlt/actor/activate, or actor.autostart) and holds position when the RL
+token or the joint states go stale. Critical-phase transitions go to the learner on /rlt/transitions;
+new actor weights from /rlt/actor_weights are swapped in between chunks, and the last weights stay in
+use if the learner disappears.
+"""
+
+from __future__ import annotations
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory
+
+from rlt_ros.core.control import ActorConfig, ChunkController, Command
+from rlt_ros.core.interfaces import ChunkPacket
+from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+from rlt_ros.msg import ActionChunk, ActorWeights, EpisodeEvent, RLToken, Transition
+from rlt_ros.ros import qos
+from rlt_ros.ros.conversions import (MessageError, chunk_to_msg, event_from_msg, joint_state_from_msg, to_seconds,
+                                     token_from_msg, trajectory_from_msg, trajectory_to_msg, transition_to_msg)
+from rlt_ros.ros.node_base import RltNode, run
+
+
+class ActorNode(RltNode):
+    def __init__(self):
+        super().__init__("actor", {"actor": ActorConfig, "rlt": RLTConfig})
+        self.control = ChunkController(self.actor_config, self.rlt_config, self.arm_config)
+        self.rejected: dict[str, int] = {"token": 0, "joint_states": 0, "teleop": 0, "weights": 0, "event": 0}
+        arm = self.arm_config
+        self.command_pub = self.create_publisher(JointTrajectory, arm.command_topic, qos.COMMAND)
+        self.chunk_pub = self.create_publisher(ActionChunk, "/rlt/action_chunk", qos.STREAM)
+        self.transition_pub = self.create_publisher(Transition, "/rlt/transitions", qos.TRANSITIONS)
+        self.create_subscription(RLToken, "/rlt/token", self._on_token, qos.STREAM)
+        self.create_subscription(JointState, arm.joint_states_topic, self._on_joints, qos.SENSOR)
+        self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
+        self.create_subscription(JointTrajectory, "/rlt/teleop", self._on_teleop, qos.STREAM)
+        # weights are deserialized off the control thread
+        self.create_subscription(ActorWeights, "/rlt/actor_weights", self._on_weights, qos.LATCHED,
+                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(SetBool, "/rlt/actor/activate", self._on_activate)
+        self.create_timer(arm.dt, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(f"{arm.name}: {len(arm.joint_names)} joints at {arm.control_hz} Hz, chunk C = "
+                               f"{self.rlt_config.chunk_size}, {'active' if self.control.active else 'inactive'}")
+
+    # --- inputs (validated; bad input is logged, counted and never reaches the arm) ------------------
+    def _reject(self, what: str, err: Exception):
+        self.rejected[what] += 1
+        self.get_logger().warning(f"rejected {what}: {err}", throttle_duration_sec=2.0)
+
+    def _on_token(self, msg):
+        c = self.rlt_config
+        try:
+            packet = token_from_msg(msg, token_dim=c.token_dim, proprio_dim=c.proprio_dim,
+                                    expected_joints=self.arm_config.joint_names)
+            self.control.set_token(packet, self.now())
+        except (MessageError, ValueError) as err:
+            self._reject("token", err)
+
+    def _on_joints(self, msg):
+        try:
+            position, _ = joint_state_from_msg(msg, self.arm_config.joint_names)
+            self.control.set_joint_state(position, to_seconds(msg.header.stamp), self.now())
+        except (MessageError, ValueError) as err:
+            self._reject("joint_states", err)
+
+    def _on_teleop(self, msg):
+        try:
+            positions, _ = trajectory_from_msg(msg, self.arm_config.joint_names)
+            self.control.set_teleop(positions[0], self.now())
+        except (MessageError, ValueError) as err:
+            self._reject("teleop", err)
+
+    def _on_event(self, msg):
+        try:
+            finished = self.control.on_event(event_from_msg(msg))
+        except (MessageError, ValueError) as err:
+            return self._reject("event", err)
+        self._publish_transitions(finished)
+
+    def _on_weights(self, msg):
+        try:
+            self.control.stage_weights(bytes(msg.safetensors), msg.config_json)
+            self.get_logger().info(f"actor weights v{msg.version} staged", throttle_duration_sec=10.0)
+        except ValueError as err:
+            self._reject("weights", err)
+
+    def _on_activate(self, request, response):
+        self.control.active = bool(request.data)
+        response.success, response.message = True, "active" if request.data else "inactive (holding)"
+        self.get_logger().info(response.message)
+        return response
+
+    # --- control loop -------------------------------------------------------------------------------
+    def _tick(self):
+        step = self.control.tick(self.now())
+        if step.command is not None:
+            self._send(step.command)
+        self._publish_transitions(step.transitions)
+        if step.warning:
+            self.get_logger().warning(step.warning, throttle_duration_sec=2.0)
+
+    def _send(self, command: Command):
+        arm = self.arm_config
+        self.command_pub.publish(trajectory_to_msg(arm.joint_names, command.positions, arm.dt))
+        self.chunk_pub.publish(chunk_to_msg(ChunkPacket(self.now(), command.episode_id, command.source,
+                                                        tuple(arm.joint_names), command.positions, arm.dt)))
+
+    def _publish_transitions(self, transitions):
+        now = self.now()
+        for t in transitions:
+            self.transition_pub.publish(transition_to_msg(t, now))
+
+
+def main(args=None):
+    run(ActorNode, args, threads=3)
+
+
+if __name__ == "__main__":
+    main()

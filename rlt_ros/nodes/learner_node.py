@@ -1,0 +1,106 @@
+"""learner_node: the critic-learner (a thin adapter over core.rlt.learner).
+
+Receives critical-phase transitions on /rlt/transitions into a replay buffer that is written to disk
+as it grows (a crash loses no transition; a restart resumes from the last checkpoint plus the whole
+buffer), trains the twin critics and the actor in a background thread (UTD ratio, 2 critic updates per
+actor update), publishes actor weights on /rlt/actor_weights (latched: a restarted actor gets the
+newest), checkpoints, and publishes training metrics on /rlt/learner_stats. Episode outcomes come from
+/rlt/events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlt_ros.core.episode import EpisodeConfig, EpisodeStats
+from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+from rlt_ros.core.rlt.learner import Learner, RLTAlgorithm
+from rlt_ros.core.rlt.replay import ReplayBuffer, ReplayError
+from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats, Transition
+from rlt_ros.ros import qos
+from rlt_ros.ros.conversions import MessageError, event_from_msg, header, transition_from_msg
+from rlt_ros.ros.node_base import RltNode, run
+
+
+@dataclass
+class LearnerNodeConfig:
+    output_dir: str = "runs/rlt"  # replay log and checkpoints (resumed from when present)
+    checkpoint_every: int = 2000  # critic updates between checkpoints (one is also written at shutdown)
+    publish_hz: float = 2.0  # how often new actor weights and metrics are published [Hz]
+    sync_every: int = 1  # fsync the replay log after this many transitions (1 = every transition)
+
+    def __post_init__(self):
+        if self.checkpoint_every < 1 or self.publish_hz <= 0 or self.sync_every < 1:
+            raise ValueError("learner: checkpoint_every and sync_every must be >= 1, publish_hz > 0")
+
+
+class LearnerNode(RltNode):
+    def __init__(self):
+        super().__init__("learner", {"learner": LearnerNodeConfig, "rlt": RLTConfig, "episode": EpisodeConfig})
+        cfg, rlt = self.learner_config, self.rlt_config
+        if rlt.action_dim != len(self.arm_config.joint_names):
+            raise ValueError(f"rlt.action_dim = {rlt.action_dim} but the arm has {len(self.arm_config.joint_names)} "
+                             "joints")
+        out = Path(cfg.output_dir).expanduser()
+        self.replay = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
+                                   rlt.replay_capacity, out / "replay", sync_every=cfg.sync_every)
+        self.learner = Learner(RLTAlgorithm(rlt), self.replay, out / "checkpoints", cfg.checkpoint_every)
+        resumed = self.learner.resume()
+        self.episodes = EpisodeStats(self.episode_config.stats_window)
+        self.rejected = 0
+        self.weights_pub = self.create_publisher(ActorWeights, "/rlt/actor_weights", qos.LATCHED)
+        self.stats_pub = self.create_publisher(LearnerStats, "/rlt/learner_stats", qos.STREAM)
+        self.create_subscription(Transition, "/rlt/transitions", self._on_transition, qos.TRANSITIONS)
+        self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
+        self.create_timer(1.0 / cfg.publish_hz, self._publish)
+        self.learner.start()
+        self.get_logger().info(f"replay {out / 'replay'}: {len(self.replay)} transitions; "
+                               + (f"resumed at {self.learner.algorithm.num_updates} updates" if resumed
+                                  else "fresh learner"))
+
+    def _on_transition(self, msg):
+        rlt = self.rlt_config
+        try:
+            t = transition_from_msg(msg, token_dim=rlt.token_dim, proprio_dim=rlt.proprio_dim,
+                                    chunk=rlt.chunk_size, action_dim=rlt.action_dim)
+            self.replay.add(t)
+        except (MessageError, ReplayError) as err:
+            self.rejected += 1
+            self.get_logger().warning(f"rejected transition: {err}", throttle_duration_sec=2.0)
+
+    def _on_event(self, msg):
+        try:
+            event = event_from_msg(msg)
+        except MessageError as err:
+            self.rejected += 1
+            return self.get_logger().warning(f"rejected event: {err}")
+        self.episodes.apply(event)
+
+    def _publish(self):
+        self.learner.check()
+        item = self.learner.weights.get()
+        if item is not None:
+            version, weights, config_json = item
+            self.weights_pub.publish(ActorWeights(header=header(self.now()), version=version,
+                                                  config_json=config_json, safetensors=weights))
+        s = self.learner.stats
+        self.stats_pub.publish(LearnerStats(
+            header=header(self.now()), updates=self.learner.algorithm.num_updates, transitions=len(self.replay),
+            episodes=len(self.episodes.history), success_rate=self.episodes.success_rate(),
+            critical_phase_s=self.episodes.median_critical_s(), critic_loss=float(s.get("critic_loss", 0.0)),
+            actor_loss=float(s.get("actor_loss", 0.0)), q_mean=float(s.get("q_mean", 0.0)),
+            names=sorted(s), values=[float(s[k]) for k in sorted(s)]))
+
+    def close(self):
+        self.learner.stop()
+        self.learner.save()
+        self.replay.close()
+
+
+def main(args=None):
+    run(LearnerNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""reward_node: the episode life cycle and the sparse human reward (a thin adapter over core.episode).
+
+Services (std_srvs/Trigger unless noted, so a foot pedal or any button can call them):
+  /rlt/mark_success, /rlt/mark_failure   end the running episode with reward 1 / 0
+  /rlt/mark_episode (rlt_ros/MarkEpisode) the same with a note
+  /rlt/start_rl                          hand control from the VLA to the RL actor (critical phase)
+  /rlt/intervention (std_srvs/SetBool)   a human takes over (true) / hands back (false)
+  /rlt/start_episode                     start the next episode (when auto_start is off)
+Publishes rlt_ros/EpisodeEvent on /rlt/events; ends episodes that run too long (TIMEOUT); resets the
+arm through arm.reset_service after each episode; optionally marks success from a detector topic
+(std_msgs/Bool, ground truth in simulation) and reads single keys from the terminal.
+"""
+
+from __future__ import annotations
+
+import select
+import sys
+import threading
+from dataclasses import dataclass
+
+from std_msgs.msg import Bool
+from std_srvs.srv import SetBool, Trigger
+
+from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager
+from rlt_ros.core.interfaces import EventSource, EventType
+from rlt_ros.msg import EpisodeEvent
+from rlt_ros.ros import qos
+from rlt_ros.ros.conversions import event_to_msg
+from rlt_ros.ros.node_base import RltNode, run
+from rlt_ros.srv import MarkEpisode
+
+DETECTORS = ("none", "topic")
+
+
+@dataclass
+class RewardConfig:
+    detector: str = "none"  # automatic success detector: none | topic (std_msgs/Bool on arm.success_topic)
+    auto_start: bool = True  # start the next episode by itself after the reset (else: /rlt/start_episode)
+    reset_delay_s: float = 0.5  # pause between an episode's end and the reset request [s]
+    keyboard: bool = False  # read keys from the terminal: s success, f failure, h handover, n next episode
+    tick_hz: float = 20.0  # how often timeouts are checked [Hz]
+
+    def __post_init__(self):
+        if self.detector not in DETECTORS:
+            raise ValueError(f"reward.detector: {self.detector!r} is not one of {DETECTORS}")
+        if self.reset_delay_s < 0 or self.tick_hz <= 0:
+            raise ValueError("reward.reset_delay_s must be >= 0 and reward.tick_hz > 0")
+
+
+class RewardNode(RltNode):
+    def __init__(self):
+        super().__init__("reward", {"reward": RewardConfig, "episode": EpisodeConfig})
+        self.episodes = EpisodeManager(self.episode_config)
+        self.rejected = 0
+        self._lock = threading.RLock()
+        self._resetting = False
+        self.events = self.create_publisher(EpisodeEvent, "/rlt/events", qos.EVENTS)
+        self.create_service(Trigger, "/rlt/mark_success", lambda rq, rs: self._trigger(rs, self._mark, True))
+        self.create_service(Trigger, "/rlt/mark_failure", lambda rq, rs: self._trigger(rs, self._mark, False))
+        self.create_service(Trigger, "/rlt/start_rl", lambda rq, rs: self._trigger(rs, self._handover))
+        self.create_service(Trigger, "/rlt/start_episode", lambda rq, rs: self._trigger(rs, self._start))
+        self.create_service(SetBool, "/rlt/intervention", self._on_intervention)
+        self.create_service(MarkEpisode, "/rlt/mark_episode", self._on_mark_episode)
+        arm = self.arm_config
+        self.reset_client = self.create_client(Trigger, arm.reset_service) if arm.reset_service else None
+        if self.reward_config.detector == "topic":
+            if not arm.success_topic:
+                raise ValueError("reward.detector is 'topic' but arm.success_topic is empty")
+            self.create_subscription(Bool, arm.success_topic, self._on_detector, qos.STREAM)
+        self.create_timer(1.0 / self.reward_config.tick_hz, self._tick)
+        if self.reward_config.keyboard:
+            threading.Thread(target=self._keyboard, daemon=True).start()
+        self._start_timer = self.create_timer(1.0, self._first_start) if self.reward_config.auto_start else None
+        self.get_logger().info(f"ready: arm {arm.name}, detector {self.reward_config.detector}, "
+                               f"timeout {self.episode_config.timeout_s} s")
+
+    # --- requests ---------------------------------------------------------------------------------
+    def _mark(self, success: bool, source=EventSource.HUMAN, note: str = ""):
+        event = self.episodes.mark(success, self.now(), source, note)
+        self._publish(event)
+        self._schedule_reset()
+        return event
+
+    def _handover(self):
+        return self._publish(self.episodes.handover(self.now(), EventSource.HUMAN))
+
+    def _start(self):
+        if self._resetting:
+            raise EpisodeError("the arm is being reset; the next episode starts when it is done")
+        return self._publish(self.episodes.start(self.now()))
+
+    def _trigger(self, response, action, *args):
+        with self._lock:
+            try:
+                event = action(*args)
+                response.success = True
+                response.message = f"episode {event.episode_id}: {event.type.name}"
+            except EpisodeError as err:
+                self.rejected += 1
+                response.success, response.message = False, str(err)
+                self.get_logger().warning(f"rejected: {err}")
+        return response
+
+    def _on_intervention(self, request, response):
+        return self._trigger(response, lambda: self._publish(self.episodes.intervention(request.data, self.now())))
+
+    def _on_mark_episode(self, request, response):
+        with self._lock:
+            try:
+                event = self._mark(request.success, EventSource.HUMAN, request.note)
+                response.accepted, response.episode_id = True, event.episode_id
+                response.message = f"episode {event.episode_id}: {event.type.name}"
+            except EpisodeError as err:
+                self.rejected += 1
+                response.accepted, response.message = False, str(err)
+                self.get_logger().warning(f"rejected MarkEpisode: {err}")
+        return response
+
+    def _on_detector(self, msg: Bool):
+        if not msg.data:
+            return
+        with self._lock:
+            if self.episodes.phase.name != "IDLE":
+                self._mark(True, EventSource.DETECTOR, "success detector")
+
+    # --- episode cycle ----------------------------------------------------------------------------
+    def _publish(self, event):
+        self.events.publish(event_to_msg(event))
+        self.get_logger().info(f"episode {event.episode_id}: {event.type.name} ({event.source.name})"
+                               + (f" {event.note}" if event.note else ""))
+        if event.type.terminal:
+            self.get_logger().info(f"success rate {self.episodes.success_rate():.2f} over the last "
+                                   f"{min(len(self.episodes.history), self.episode_config.stats_window)} episodes")
+        return event
+
+    def _tick(self):
+        with self._lock:
+            event = self.episodes.tick(self.now())
+            if event is not None:
+                self._publish(event)
+                self._schedule_reset()
+
+    def _first_start(self):
+        self._start_timer.cancel()
+        self._schedule_reset(delay=0.0)
+
+    def _schedule_reset(self, delay: float | None = None):
+        self._resetting = True
+        timer = None
+
+        def fire():
+            timer.cancel()
+            self._request_reset()
+
+        timer = self.create_timer(self.reward_config.reset_delay_s if delay is None else max(delay, 1e-3), fire)
+
+    def _request_reset(self):
+        if self.reset_client is None:
+            self._reset_done(True, "no reset service: the operator resets the scene")
+            return
+        if not self.reset_client.service_is_ready():
+            self.get_logger().warning(f"waiting for reset service {self.arm_config.reset_service}",
+                                      throttle_duration_sec=5.0)
+            self._schedule_reset(delay=0.5)
+            return
+        future = self.reset_client.call_async(Trigger.Request())
+        future.add_done_callback(lambda f: self._reset_done(f.result() is not None and f.result().success,
+                                                           f.result().message if f.result() else "no answer"))
+
+    def _reset_done(self, ok: bool, message: str):
+        with self._lock:
+            if not ok:
+                self.get_logger().error(f"reset failed: {message}; retrying")
+                self._schedule_reset(delay=1.0)
+                return
+            self._publish(self.episodes.reset_event(self.now()))
+            self._resetting = False
+            if self.reward_config.auto_start:
+                self._publish(self.episodes.start(self.now()))
+
+    def _keyboard(self):
+        keys = {"s": (self._mark, True), "f": (self._mark, False), "h": (self._handover,), "n": (self._start,)}
+        self.get_logger().info("keyboard: s = success, f = failure, h = hand over to RL, n = next episode")
+        while True:
+            ready, _, _ = select.select([sys.stdin], [], [], 0.5)
+            if not ready:
+                continue
+            key = sys.stdin.readline().strip().lower()[:1]
+            if key in keys:
+                action, *args = keys[key]
+                with self._lock:
+                    try:
+                        action(*args)
+                    except EpisodeError as err:
+                        self.get_logger().warning(f"rejected: {err}")
+
+
+def main(args=None):
+    run(RewardNode, args)
+
+
+if __name__ == "__main__":
+    main()

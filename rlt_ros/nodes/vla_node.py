@@ -1,0 +1,104 @@
+"""vla_node: the frozen VLA + the RL-token encoder (a thin adapter over core.vla and core.rlt).
+
+For every observation on /rlt/observation it runs the VLA backend (prefix embeddings z_1..z_M and
+the reference chunk ã), encodes z_rl with the RL-token encoder and publishes rlt_ros/RLToken on
+/rlt/token, stamped with the observation's time and tagged with the current episode and phase
+(from /rlt/events). Observations that queued up while the VLA was busy are skipped (newest only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlt_ros.core.episode import PhaseTracker
+from rlt_ros.core.interfaces import TokenPacket
+from rlt_ros.core.types import Observation as CoreObservation
+from rlt_ros.msg import EpisodeEvent, Observation, RLToken
+from rlt_ros.ros import qos
+from rlt_ros.ros.conversions import MessageError, event_from_msg, image_from_msg, to_seconds, token_to_msg
+from rlt_ros.ros.node_base import RltNode, run
+
+
+@dataclass
+class VLANodeConfig:
+    backend: str = "builtin"  # VLA backend: builtin | smolvla | pi0 | pi05
+    checkpoint: str = ""  # VLA checkpoint directory ('' = the built-in base policy shipped with rlt_ros)
+    token_checkpoint: str = ""  # RL-token encoder directory ('' = the one shipped for the built-in VLA)
+    instruction: str = "insert the peg into the socket"  # language instruction given to the VLA
+    device: str = "cpu"  # torch device of the VLA and the encoder (cpu, cuda, cuda:1, ...)
+    max_observation_age_s: float = 0.3  # observations older than this when processed are skipped [s]
+
+    def __post_init__(self):
+        if self.max_observation_age_s <= 0:
+            raise ValueError("vla.max_observation_age_s must be > 0")
+
+
+class VLANode(RltNode):
+    def __init__(self):
+        super().__init__("vla", {"vla": VLANodeConfig})
+        from rlt_ros.core.rlt import load_token_encoder
+        from rlt_ros.core.vla import load_backend
+
+        cfg, arm = self.vla_config, self.arm_config
+        self.backend = load_backend(cfg.backend, cfg.checkpoint or None, device=cfg.device)
+        self.backend.check_compatible(arm.joint_names, len(arm.joint_names))
+        self.encoder = load_token_encoder(cfg.token_checkpoint or None, expect_embed_dim=self.backend.embed_dim)
+        self.phase = PhaseTracker()
+        self.skipped = self.rejected = self.published = 0
+        self.latency: deque[float] = deque(maxlen=500)
+        self.pub = self.create_publisher(RLToken, "/rlt/token", qos.STREAM)
+        self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
+        # depth 1: a slow VLA always works on the newest observation
+        self.create_subscription(Observation, "/rlt/observation", self._on_observation, 1)
+        self.get_logger().info(f"VLA {self.backend.describe()}; RL token dim {self.encoder.token_dim}")
+
+    def _on_event(self, msg):
+        try:
+            self.phase.apply(event_from_msg(msg))
+        except MessageError as err:
+            self.get_logger().warning(f"rejected event: {err}")
+
+    def _on_observation(self, msg: Observation):
+        stamp = to_seconds(msg.header.stamp)
+        if self.now() - stamp > self.vla_config.max_observation_age_s:
+            self.skipped += 1
+            return
+        try:
+            obs = self._to_core(msg, stamp)
+            t0 = time.perf_counter()
+            out = self.backend.infer(obs)
+            token = self.encoder.encode(out.prefix_embeddings, out.prefix_mask)
+            self.latency.append(time.perf_counter() - t0)
+        except (MessageError, ValueError) as err:
+            self.rejected += 1
+            self.get_logger().warning(f"rejected observation: {err}", throttle_duration_sec=2.0)
+            return
+        packet = TokenPacket(stamp=stamp, episode_id=self.phase.episode_id, phase=self.phase.phase, token=token,
+                             proprio=obs.proprio, joint_names=tuple(self.arm_config.joint_names),
+                             reference_chunk=np.asarray(out.reference_chunk, np.float32), step_dt=self.arm_config.dt)
+        self.pub.publish(token_to_msg(packet))
+        self.published += 1
+        if self.published % 500 == 0:
+            lat = np.array(self.latency) * 1e3
+            self.get_logger().info(f"{self.published} tokens, VLA+token latency p50 {np.median(lat):.1f} ms "
+                                   f"p99 {np.percentile(lat, 99):.1f} ms, skipped {self.skipped}, rejected {self.rejected}")
+
+    def _to_core(self, msg: Observation, stamp: float) -> CoreObservation:
+        if list(msg.camera_names) != list(self.arm_config.camera_names) or len(msg.images) != len(msg.camera_names):
+            raise MessageError(f"camera_names: expected {list(self.arm_config.camera_names)}, "
+                               f"got {list(msg.camera_names)} with {len(msg.images)} images")
+        images = {name: image_from_msg(img, name) for name, img in zip(msg.camera_names, msg.images)}
+        return CoreObservation(images=images, proprio=np.asarray(msg.proprio, np.float32),
+                               instruction=self.vla_config.instruction, stamp=stamp)
+
+
+def main(args=None):
+    run(VLANode, args)
+
+
+if __name__ == "__main__":
+    main()

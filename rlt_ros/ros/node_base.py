@@ -1,0 +1,59 @@
+"""What every rlt_ros node shares: parameter declaration from the core's configs, and main().
+
+``RltNode(name, {prefix: ConfigClass})`` declares each config's fields as parameters
+``<prefix>.<field>`` (the arm under ``arm.``), rejects unknown parameters, and exposes the built
+configs as attributes named by prefix. ``run(NodeClass)`` is the canonical rclpy main: init, spin,
+clean shutdown on Ctrl-C or external shutdown, a non-zero exit code on a configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from rlt_ros.core.arm import ArmConfig
+from rlt_ros.ros.parameters import ParameterError, declare_config, reject_unknown_parameters
+
+
+class RltNode(Node):
+    def __init__(self, name: str, configs: dict[str, type], *, arm: bool = True, **kwargs):
+        super().__init__(name, **kwargs)
+        if arm:
+            configs = {"arm": ArmConfig, **configs}
+        for prefix, cls in configs.items():
+            setattr(self, f"{prefix}_config", declare_config(self, cls, f"{prefix}."))
+        reject_unknown_parameters(self)
+        if arm and not self.arm_config.configured:
+            raise ParameterError(f"{name}: arm.joint_names is empty; pass --params-file config/arms/<arm>.yaml")
+
+    def now(self) -> float:
+        """ROS time (simulated time when use_sim_time is set) in seconds."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+
+def run(node_class, args=None, threads: int = 2) -> None:
+    rclpy.init(args=args)
+    node = None
+    executor = MultiThreadedExecutor(num_threads=threads)
+    code = 0
+    try:
+        node = node_class()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ParameterError, ValueError) as err:
+        rclpy.logging.get_logger(node_class.__name__).fatal(str(err))
+        code = 2
+    finally:
+        if node is not None and hasattr(node, "close"):
+            node.close()
+        executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    if code:
+        sys.exit(code)

@@ -1,0 +1,94 @@
+"""actor_node's control loop (core.control): phases, clamping, watchdog, weight swaps, recording."""
+
+import numpy as np
+import pytest
+
+from rlt_ros.core.arm import ArmConfig
+from rlt_ros.core.control import ActorConfig, ChunkController
+from rlt_ros.core.episode import EpisodeManager
+from rlt_ros.core.interfaces import ChunkSource, Phase, TokenPacket
+from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+from rlt_ros.core.rlt.learner import RLTAlgorithm
+
+JOINTS = ("a", "b", "c")
+ARM = ArmConfig(name="sim", joint_names=JOINTS, position_lower=(-1,) * 3, position_upper=(1,) * 3,
+                max_velocity=(2.0,) * 3, control_hz=50)
+RLT = RLTConfig(chunk_size=4, action_dim=3, token_dim=8, proprio_dim=6, stride=2, actor_hidden=(16,),
+                critic_hidden=(16,), batch_size=4, warmup_transitions=0)
+DT = 0.02
+
+
+def token(t, episode, ref_value=0.01):
+    ref = np.full((10, 3), ref_value, np.float32)
+    return TokenPacket(stamp=t, episode_id=episode, phase=Phase.VLA, token=np.ones(8, np.float32),
+                       proprio=np.zeros(6, np.float32), joint_names=JOINTS, reference_chunk=ref, step_dt=DT)
+
+
+def make(**kw):
+    c = ChunkController(ActorConfig(autostart=True, **kw), RLT, ARM)
+    c.set_joint_state(np.zeros(3), 0.0, 0.0)
+    return c
+
+
+def run(c, episodes, t0, steps, ref_value=0.01):
+    commands, transitions = [], []
+    for i in range(steps):
+        t = t0 + i * DT
+        c.set_joint_state(np.zeros(3), t, t)
+        c.set_token(token(t, episodes.episode_id, ref_value), t)
+        step = c.tick(t)
+        commands += [step.command] if step.command is not None else []
+        transitions += step.transitions
+    return commands, transitions
+
+
+def test_phases_warmup_recording_and_terminal_reward():
+    c, m = make(vla_execute_steps=5), EpisodeManager()
+    assert c.tick(0.0).command is None  # idle: nothing moves
+    c.on_event(m.start(0.0))
+    cmds, trans = run(c, m, 0.0, 10)
+    assert [x.source for x in cmds] == [ChunkSource.VLA, ChunkSource.VLA] and not trans  # VLA phase: no data
+    assert cmds[0].positions.shape == (5, 3)
+    c.on_event(m.handover(0.2))
+    cmds, trans = run(c, m, 0.2, 12)
+    assert all(x.source == ChunkSource.VLA and len(x.positions) == 4 for x in cmds)  # warm-up: ã passed through
+    assert len(trans) >= 3 and all(not t.done and t.source == 0 for t in trans)
+    final = c.on_event(m.mark(True, 0.5))
+    assert final and all(t.done for t in final) and all(t.rewards.sum() == 1.0 for t in final)
+
+
+def test_commands_clamped_and_stale_token_holds():
+    c, m = make(), EpisodeManager()
+    c.on_event(m.start(0.0))
+    cmds, _ = run(c, m, 0.0, 1, ref_value=5.0)  # far outside the limits
+    steps = np.diff(np.vstack([np.zeros(3), cmds[0].positions]), axis=0)
+    assert np.all(np.abs(steps) <= 2.0 * DT + 1e-9) and np.all(cmds[0].positions <= 1.0)
+    c.set_joint_state(np.zeros(3), 1.0, 1.0)
+    hold = c.tick(1.0)  # the newest token is 1 s old
+    assert hold.command.source == ChunkSource.HOLD and "stale" in hold.warning
+    np.testing.assert_array_equal(hold.command.positions, np.zeros((1, 3)))
+    assert c.tick(1.02).command is None  # holds once, does not spam
+    c.set_joint_state(np.zeros(3), 1.0, 2.0)
+    assert "joint states are stale" in c.tick(2.0).warning
+
+
+def test_weights_swap_between_chunks_and_intervention_relabels():
+    c, m = make(), EpisodeManager()
+    c.on_event(m.start(0.0))
+    c.on_event(m.handover(0.0))
+    algo = RLTAlgorithm(RLT)
+    algo.normalizer.fit(np.zeros((2, 8)), np.zeros((2, 6)), np.zeros((2, 3)))
+    run(c, m, 0.0, 1)  # a warm-up chunk starts
+    c.stage_weights(*algo.export())
+    cmds, _ = run(c, m, DT, 3)
+    assert not cmds and c.policy is None  # mid-chunk: still the old behaviour
+    cmds, _ = run(c, m, 4 * DT, 1)
+    assert cmds[0].source == ChunkSource.ACTOR and c.counters["weight_swaps"] == 1
+    c.on_event(m.intervention(True, 0.2))
+    c.set_teleop(np.array([0.02, 0.0, -0.02]), 0.2)
+    _, trans = run(c, m, 0.2, 6)
+    assert any(t.intervention for t in trans)
+    human = [t for t in trans if t.intervention][0]
+    np.testing.assert_allclose(human.reference[-1], [0.02, 0.0, -0.02], atol=1e-6)
+    with pytest.raises(ValueError, match="actor weights do not match"):
+        c.stage_weights(*RLTAlgorithm(RLTConfig(chunk_size=4, action_dim=3, token_dim=9, proprio_dim=6)).export())

@@ -1,0 +1,64 @@
+"""The pure logic behind reward_node and observation_node: episode life cycle and synchronization."""
+
+import pytest
+
+from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager, EpisodeStats, PhaseTracker
+from rlt_ros.core.interfaces import EventSource, EventType, Phase
+from rlt_ros.core.sync import ApproxTimeSync, StaleInput, SyncConfig
+
+
+def test_episode_cycle_and_rejections():
+    m = EpisodeManager(EpisodeConfig(timeout_s=10, critical_timeout_s=5))
+    with pytest.raises(EpisodeError, match="no episode is running"):
+        m.mark(True, 0.0)
+    start = m.start(1.0)
+    assert (start.type, start.episode_id, m.phase) == (EventType.START, 1, Phase.VLA)
+    with pytest.raises(EpisodeError, match="still running"):
+        m.start(1.5)
+    with pytest.raises(EpisodeError, match="cannot end an intervention"):
+        m.intervention(False, 1.6)
+    m.handover(2.0)
+    with pytest.raises(EpisodeError, match="only in the VLA phase"):
+        m.handover(2.1)
+    done = m.mark(True, 4.5, EventSource.HUMAN, "clean")
+    assert done.type == EventType.SUCCESS and done.reward == 1.0 and m.phase == Phase.IDLE
+    with pytest.raises(EpisodeError, match="episode 1 was already marked"):
+        m.mark(True, 4.6)  # a double success mark is refused
+    assert m.history[-1].critical_s == pytest.approx(2.5) and m.success_rate() == 1.0
+    m.start(5.0)
+    m.handover(6.0)
+    assert m.tick(10.0) is None
+    timeout = m.tick(11.5)  # critical phase longer than 5 s
+    assert timeout.type == EventType.TIMEOUT and timeout.reward == 0.0 and m.success_rate() == 0.5
+
+
+def test_stats_and_tracker_follow_events():
+    m, stats, tracker = EpisodeManager(), EpisodeStats(), PhaseTracker()
+    events = [m.start(0.0), m.handover(1.0), m.mark(False, 3.0), m.start(4.0), m.handover(5.0), m.mark(True, 6.5)]
+    for e in events:
+        stats.apply(e)
+        tracker.apply(e)
+    assert [r.success for r in stats.history] == [False, True]
+    assert stats.median_critical_s() == pytest.approx(1.5)
+    assert tracker.phase == Phase.IDLE and tracker.episode_id == 2
+    assert not tracker.apply(events[0])  # an old episode's event is ignored
+
+
+def test_sync_matches_within_skew_and_reports_stale():
+    sync = ApproxTimeSync(["joints", "cam"], SyncConfig(max_skew=0.02, max_age=0.1))
+    with pytest.raises(StaleInput, match="no message yet on joints"):
+        sync.latest_set(1.0)
+    for t in (1.00, 1.02, 1.04):
+        sync.add("joints", t, f"j{t}")
+    sync.add("cam", 1.011, "c1")
+    sync.add("cam", 1.031, "c2")
+    stamp, values = sync.latest_set(1.05)
+    assert stamp == 1.04 and values == {"joints": "j1.04", "cam": "c2"}
+    sync.add("joints", 1.10, "late")
+    with pytest.raises(StaleInput, match="cam: nearest message"):
+        sync.latest_set(1.11)
+    with pytest.raises(StaleInput, match="old"):
+        sync.latest_set(1.5)
+    sync.add("cam", 1.0, "out of order")
+    stats = sync.stats()
+    assert stats["cam"].out_of_order == 1 and stats["cam"].stale == 1 and stats["joints"].stale == 1
