@@ -75,7 +75,11 @@ else
 fi
 
 # 4. python dependencies ---------------------------------------------------------------------------
-REQS=(requirements/core.txt requirements/test.txt)
+# every requirements/*.txt except ros.txt (only without a ROS install) and lerobot.txt (step 8)
+REQS=()
+for f in "$ROOT"/requirements/*.txt; do
+  case "${f##*/}" in ros.txt|lerobot.txt) ;; *) REQS+=("requirements/${f##*/}");; esac
+done
 [ "$ROS_MODE" = pypi ] && REQS=(requirements/ros.txt "${REQS[@]}")
 step "python dependencies (${REQS[*]##*/})"
 H=$(cd "$ROOT" && inputs_hash "${REQS[@]}")

@@ -1,0 +1,97 @@
+"""The full train graph over real DDS on the simulated arm, with the simulated operator.
+
+One run checks, in order: episodes start, the operator hands over and marks success through the
+services; the success reaches the learner's replay as a terminal transition with reward 1; actor
+weights reach the actor (chunks with source ACTOR); no command ever leaves the joint limits; killing
+the learner does not stop the actor; the rest of the graph shuts down cleanly.
+"""
+
+import io
+import os
+import signal
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ros_harness import wait_for
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(420)]
+
+
+def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
+    from trajectory_msgs.msg import JointTrajectory
+
+    from rlt_ros import graph as graph_mod
+    from rlt_ros.commands.launch import GraphProcesses
+    from rlt_ros.core.arm import ArmConfig
+    from rlt_ros.core.config_fields import from_dict
+    from rlt_ros.core.interfaces import ChunkSource, EventType
+    from rlt_ros.core.rlt.replay import ReplayBuffer
+    from rlt_ros.msg import ActionChunk, ActorWeights, EpisodeEvent, LearnerStats
+    from rlt_ros.ros import qos
+    from rlt_ros.ros.conversions import event_from_msg
+
+    import yaml
+    arm = from_dict(ArmConfig, yaml.safe_load(open(graph_mod.config_dir() / "arms" / "sim.yaml"))
+                    ["/**"]["ros__parameters"]["arm"])
+    fast = {"rlt.warmup_transitions": 30, "rlt.batch_size": 16, "rlt.export_every": 10, "rlt.utd": 1}
+    overrides = {"learner": {"learner.output_dir": str(tmp_path / "learner"), **fast},
+                 "actor": {"actor.autostart": True},
+                 "reward": {"episode.critical_timeout_s": 6.0, "episode.timeout_s": 25.0}}
+    specs = graph_mod.graph("train", "sim", overrides)
+    specs.append(replace(specs[-1], executable="sim_operator_node", name="sim_operator", driver=False,
+                         overrides={"use_sim_time": True}))
+
+    events, chunks, weights, stats, commands = [], [], [], [], []
+    ros_node.create_subscription(EpisodeEvent, "/rlt/events", lambda m: events.append(event_from_msg(m)), qos.EVENTS)
+    ros_node.create_subscription(ActionChunk, "/rlt/action_chunk", chunks.append, qos.STREAM)
+    ros_node.create_subscription(ActorWeights, "/rlt/actor_weights", weights.append, qos.LATCHED)
+    ros_node.create_subscription(LearnerStats, "/rlt/learner_stats", stats.append, qos.STREAM)
+    ros_node.create_subscription(JointTrajectory, arm.command_topic, commands.append, qos.COMMAND)
+
+    log = io.StringIO()
+    procs = GraphProcesses(specs, env=dict(ros_domain), out=log, stop_timeout=20)
+    procs.start()
+    try:
+        def ended(kind):
+            return [e for e in events if e.type == kind]
+        wait_for(lambda: ended(EventType.START), 120, ros_node.spin_once, "the first episode to start\n" + log.getvalue())
+        wait_for(lambda: ended(EventType.HANDOVER), 60, ros_node.spin_once, "a handover\n" + log.getvalue()[-5000:])
+        wait_for(lambda: ended(EventType.SUCCESS), 150, ros_node.spin_once,
+                 "a success marked by the operator\n" + log.getvalue()[-5000:])
+        wait_for(lambda: stats and stats[-1].transitions > 0, 30, ros_node.spin_once, "transitions in the learner")
+        wait_for(lambda: weights and any(c.source == ChunkSource.ACTOR.value for c in chunks), 150,
+                 ros_node.spin_once, "actor chunks with the learner's weights\n" + log.getvalue()[-5000:])
+        assert weights[-1].version > 0
+
+        learner = procs.process("learner")
+        os.kill(learner.pid, signal.SIGKILL)
+        learner.wait(10)
+        n_before = len(commands)
+        t0 = time.monotonic()
+        wait_for(lambda: time.monotonic() - t0 > 3.0, 10, ros_node.spin_once, "3 s without the learner")
+        assert len(commands) > n_before, "the actor stopped commanding the arm when the learner died"
+    finally:
+        procs.stop()
+        codes = dict(procs.exited())
+    assert all(code in (0, -signal.SIGINT, 128 + signal.SIGINT) for name, code in codes.items() if name != "learner"), \
+        f"{codes}\n{log.getvalue()[-5000:]}"
+
+    # no command ever left the limits
+    lower, upper = np.array(arm.position_lower), np.array(arm.position_upper)
+    max_step = np.array(arm.max_velocity) / arm.control_hz
+    for traj in commands:
+        pos = np.array([p.positions for p in traj.points])
+        assert np.all(pos >= lower - 1e-9) and np.all(pos <= upper + 1e-9)
+        assert np.all(np.abs(np.diff(pos, axis=0)) <= max_step + 1e-6)
+
+    # the success mark became a terminal reward in the learner's on-disk replay
+    success_ids = {e.episode_id for e in events if e.type == EventType.SUCCESS}
+    rlt = {k: v for k, v in yaml.safe_load(open(graph_mod.config_dir() / "rlt.yaml"))["/**"]["ros__parameters"]
+           ["rlt"].items()}
+    replay = ReplayBuffer(rlt["token_dim"], 17, rlt["chunk_size"], 5, directory=tmp_path / "learner" / "replay")
+    data = replay.arrays()
+    terminal = data[data["done"] == 1]
+    assert any(int(t["episode_id"]) in success_ids and t["rewards"].sum() == 1.0 for t in terminal)

@@ -1,0 +1,80 @@
+"""The scripted expert: succeeds nearly always, slowly and cautiously in the critical phase."""
+
+import numpy as np
+import pytest
+
+from rlt_ros.core.sim.configuration_expert import ExpertConfig
+from rlt_ros.core.sim.configuration_sim import SimConfig
+from rlt_ros.core.sim.env import PegInsertionEnv
+from rlt_ros.core.sim.expert import ScriptedExpert, evaluate, run_episode
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = PegInsertionEnv(SimConfig(image_size=16))
+    yield e
+    e.close()
+
+
+def test_expert_success_rate_and_slow_critical_phase(env):
+    result = evaluate(env, ScriptedExpert(env), seeds=range(100, 112))
+    assert result["success_rate"] >= 0.9
+    # human-like: several seconds of caution once near the socket
+    assert 3.0 <= result["median_critical_phase_s"] <= 10.0
+    for s in result["stats"]:
+        if s.success:
+            assert s.critical_phase_started_at is not None and s.steps < env.config.max_episode_steps
+
+
+def test_expert_actions_are_valid_and_deterministic(env):
+    expert = ScriptedExpert(env)
+    actions = []
+    for _ in range(2):
+        seq = []
+        run_episode(env, expert, seed=7, max_steps=150, on_step=lambda o, a, r, i: seq.append(np.array(a)))
+        actions.append(np.array(seq))
+    assert actions[0].shape == (150, env.n_joints) and actions[0].dtype == np.float32
+    assert np.array_equal(actions[0], actions[1])
+    lim = env.joint_limits
+    assert np.all(actions[0] >= lim.lower - 1e-6) and np.all(actions[0] <= lim.upper + 1e-6)
+
+
+def test_act_chunk_does_not_change_state_and_matches_open_loop(env):
+    expert = ScriptedExpert(env)
+    obs, _ = env.reset(seed=3)
+    expert.reset(obs, seed=11)
+    chunk = expert.act_chunk(obs, horizon=50)
+    assert chunk.shape == (50, env.n_joints) and chunk.dtype == np.float32
+    # the approach is planned open loop, so the first steps of the chunk are what act() then does
+    first = [expert.act(obs) for _ in range(5)]
+    np.testing.assert_allclose(np.array(first), chunk[:5], atol=1e-6)
+    with pytest.raises(ValueError):
+        expert.act_chunk(obs, horizon=0)
+
+
+def test_expert_pauses_and_slows_near_socket(env):
+    """Tip speed in the critical phase is much lower than during the approach."""
+    expert = ScriptedExpert(env)
+    speeds = {"before": [], "critical": []}
+    state = {"prev": None}
+
+    def on_step(obs, action, reward, info):
+        tip = obs["ee_pose"][:3]
+        if state["prev"] is not None:
+            v = np.linalg.norm(tip - state["prev"]) / env.control_dt
+            speeds["critical" if info["in_critical_phase"] else "before"].append(v)
+        state["prev"] = tip
+
+    stats = run_episode(env, expert, seed=21, on_step=on_step)
+    assert stats.success
+    assert np.max(speeds["before"]) > 0.05
+    assert np.median(speeds["critical"]) < 0.01
+    assert np.mean(np.array(speeds["critical"]) < 1e-3) > 0.02  # pauses (plug at rest)
+
+
+def test_expert_config_validation():
+    with pytest.raises(ValueError):
+        ExpertConfig(align_height_mm=50.0, hover_height_mm=30.0)
+    with pytest.raises(ValueError):
+        ExpertConfig(insert_speed_mps=0.0)
+    assert ExpertConfig.from_dict(ExpertConfig().to_dict()) == ExpertConfig()
