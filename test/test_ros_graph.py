@@ -10,7 +10,6 @@ import io
 import os
 import signal
 import time
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -40,9 +39,7 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
     overrides = {"learner": {"learner.output_dir": str(tmp_path / "learner"), **fast},
                  "actor": {"actor.autostart": True},
                  "reward": {"episode.critical_timeout_s": 6.0, "episode.timeout_s": 25.0}}
-    specs = graph_mod.graph("train", "sim", overrides)
-    specs.append(replace(specs[-1], executable="sim_operator_node", name="sim_operator", driver=False,
-                         overrides={"use_sim_time": True}))
+    specs = graph_mod.graph("demo", "sim", overrides)
 
     events, chunks, weights, stats, commands = [], [], [], [], []
     ros_node.create_subscription(EpisodeEvent, "/rlt/events", lambda m: events.append(event_from_msg(m)), qos.EVENTS)

@@ -15,7 +15,6 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from rlt_ros.core.episode import EpisodeRecord, EpisodeStats
@@ -120,10 +119,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"learner": {"learner.output_dir": str(out / "learner")}, "actor": {"actor.autostart": True}}
     if args.realtime_factor is not None:
         overrides["sim_arm"] = {"driver.realtime_factor": float(args.realtime_factor)}
-    specs = graph_mod.graph("train", "sim", overrides)
-    operator = replace(specs[-1], executable="sim_operator_node", name="sim_operator", driver=False,
-                       overrides={"use_sim_time": True})
-    specs.append(operator)
+    specs = graph_mod.graph("demo", "sim", overrides)
     progress = Progress()
     print(f"[demo] practising on the simulated arm for {args.minutes:g} min; logs: {out / 'graph.log'}")
 
