@@ -26,11 +26,14 @@ from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import (MessageError, chunk_to_msg, event_from_msg, joint_state_from_msg, to_seconds,
                                      token_from_msg, trajectory_from_msg, trajectory_to_msg, transition_to_msg)
 from rlt_ros.ros.node_base import RltNode, run
+from rlt_ros.core.arm import ArmConfig
 
 
 class ActorNode(RltNode):
+    CONFIGS = {"arm": ArmConfig, "actor": ActorConfig, "rlt": RLTConfig}  # prefix -> configuration
+
     def __init__(self):
-        super().__init__("actor", {"actor": ActorConfig, "rlt": RLTConfig})
+        super().__init__("actor")
         self.control = ChunkController(self.actor_config, self.rlt_config, self.arm_config)
         self.rejected: dict[str, int] = {"token": 0, "joint_states": 0, "teleop": 0, "weights": 0, "event": 0}
         arm = self.arm_config

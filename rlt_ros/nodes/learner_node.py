@@ -21,6 +21,7 @@ from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats, Transition
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import MessageError, event_from_msg, header, transition_from_msg
 from rlt_ros.ros.node_base import RltNode, run
+from rlt_ros.core.arm import ArmConfig
 
 
 @dataclass
@@ -36,8 +37,11 @@ class LearnerNodeConfig:
 
 
 class LearnerNode(RltNode):
+    CONFIGS = {"arm": ArmConfig, "learner": LearnerNodeConfig, "rlt": RLTConfig,  # prefix -> configuration
+               "episode": EpisodeConfig}
+
     def __init__(self):
-        super().__init__("learner", {"learner": LearnerNodeConfig, "rlt": RLTConfig, "episode": EpisodeConfig})
+        super().__init__("learner")
         cfg, rlt = self.learner_config, self.rlt_config
         if rlt.action_dim != len(self.arm_config.joint_names):
             raise ValueError(f"rlt.action_dim = {rlt.action_dim} but the arm has {len(self.arm_config.joint_names)} "

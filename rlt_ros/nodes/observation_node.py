@@ -23,6 +23,7 @@ from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import (MessageError, header, image_from_msg, image_to_msg, joint_state_from_msg,
                                      to_seconds)
 from rlt_ros.ros.node_base import RltNode, run
+from rlt_ros.core.arm import ArmConfig
 
 
 @dataclass
@@ -39,8 +40,10 @@ class ObservationConfig:
 
 
 class ObservationNode(RltNode):
+    CONFIGS = {"arm": ArmConfig, "observation": ObservationConfig, "sync": SyncConfig}  # prefix -> configuration
+
     def __init__(self):
-        super().__init__("observation", {"observation": ObservationConfig, "sync": SyncConfig})
+        super().__init__("observation")
         arm, cfg = self.arm_config, self.observation_config
         streams = ["joint_states", *arm.camera_names] + (["ee_pose"] if cfg.ee_pose_topic else [])
         self.sync = ApproxTimeSync(streams, self.sync_config)

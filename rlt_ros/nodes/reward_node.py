@@ -27,6 +27,7 @@ from rlt_ros.msg import EpisodeEvent
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import event_to_msg
 from rlt_ros.ros.node_base import RltNode, run
+from rlt_ros.core.arm import ArmConfig
 from rlt_ros.srv import MarkEpisode
 
 DETECTORS = ("none", "topic")
@@ -48,8 +49,10 @@ class RewardConfig:
 
 
 class RewardNode(RltNode):
+    CONFIGS = {"arm": ArmConfig, "reward": RewardConfig, "episode": EpisodeConfig}  # prefix -> configuration
+
     def __init__(self):
-        super().__init__("reward", {"reward": RewardConfig, "episode": EpisodeConfig})
+        super().__init__("reward")
         self.episodes = EpisodeManager(self.episode_config)
         self.rejected = 0
         self._lock = threading.RLock()

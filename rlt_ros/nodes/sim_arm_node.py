@@ -54,6 +54,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from rlt_ros.core.arm import ArmConfig
+from rlt_ros.core.sim.configuration_sim import SimConfig
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import (MessageError, header, image_to_msg, joint_state_to_msg, to_seconds,
                                      to_stamp, trajectory_from_msg)
@@ -134,9 +135,10 @@ def check_limits(positions: np.ndarray, lower: np.ndarray, upper: np.ndarray, jo
 
 
 class SimArmNode(Node):
+    CONFIGS = {"arm": ArmConfig, "sim": SimConfig, "driver": SimArmDriverConfig}  # prefix -> configuration
+
     def __init__(self):
         super().__init__("sim_arm")
-        from rlt_ros.core.sim.configuration_sim import SimConfig
         from rlt_ros.core.sim.env import PegInsertionEnv
 
         self.arm = declare_config(self, ArmConfig, "arm.")

@@ -20,6 +20,7 @@ from rlt_ros.msg import EpisodeEvent
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import MessageError, event_from_msg
 from rlt_ros.ros.node_base import RltNode, run
+from rlt_ros.core.arm import ArmConfig
 
 
 @dataclass
@@ -34,8 +35,10 @@ class OperatorConfig:
 
 
 class SimOperatorNode(RltNode):
+    CONFIGS = {"arm": ArmConfig, "operator": OperatorConfig}  # prefix -> configuration
+
     def __init__(self):
-        super().__init__("sim_operator", {"operator": OperatorConfig})
+        super().__init__("sim_operator")
         if not self.arm_config.success_topic:
             raise ValueError("sim_operator needs arm.success_topic (ground-truth success of the simulator)")
         self.tracker = PhaseTracker()

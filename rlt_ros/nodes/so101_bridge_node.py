@@ -120,6 +120,8 @@ def connect_so101(config: So101BridgeConfig):
 
 # ------------------------------------------------------------------------------------------- node
 class So101BridgeNode(Node):
+    CONFIGS = {"arm": ArmConfig, "bridge": So101BridgeConfig}  # prefix -> configuration
+
     def __init__(self):
         super().__init__("so101_bridge")
         self.arm = declare_config(self, ArmConfig, "arm.")

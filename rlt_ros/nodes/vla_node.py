@@ -21,6 +21,7 @@ from rlt_ros.msg import EpisodeEvent, Observation, RLToken
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import MessageError, event_from_msg, image_from_msg, to_seconds, token_to_msg
 from rlt_ros.ros.node_base import RltNode, run
+from rlt_ros.core.arm import ArmConfig
 
 
 @dataclass
@@ -38,9 +39,11 @@ class VLANodeConfig:
 
 
 class VLANode(RltNode):
+    CONFIGS = {"arm": ArmConfig, "vla": VLANodeConfig}  # prefix -> configuration
+
     def __init__(self):
-        super().__init__("vla", {"vla": VLANodeConfig})
-        from rlt_ros.core.rlt import load_token_encoder
+        super().__init__("vla")
+        from rlt_ros.core.checkpoints import load_token_encoder
         from rlt_ros.core.vla import load_backend
 
         cfg, arm = self.vla_config, self.arm_config

@@ -1,8 +1,9 @@
 """What every rlt_ros node shares: parameter declaration from the core's configs, and main().
 
-``RltNode(name, {prefix: ConfigClass})`` declares each config's fields as parameters
-``<prefix>.<field>`` (the arm under ``arm.``), rejects unknown parameters, and exposes the built
-configs as attributes named by prefix. ``run(NodeClass)`` is the canonical rclpy main: init, spin,
+A node lists its configurations in ``CONFIGS = {prefix: ConfigClass}``; ``RltNode`` declares each
+config's fields as parameters ``<prefix>.<field>``, rejects unknown parameters, and exposes the built
+configs as attributes ``<prefix>_config``. ``rlt info --params`` and the README's parameter table
+read the same ``CONFIGS``. ``run(NodeClass)`` is the canonical rclpy main: init, spin,
 clean shutdown on Ctrl-C or external shutdown, a non-zero exit code on a configuration error.
 """
 
@@ -14,19 +15,18 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
-from rlt_ros.core.arm import ArmConfig
 from rlt_ros.ros.parameters import ParameterError, declare_config, reject_unknown_parameters
 
 
 class RltNode(Node):
-    def __init__(self, name: str, configs: dict[str, type], *, arm: bool = True, **kwargs):
+    CONFIGS: dict[str, type] = {}  # parameter prefix -> configuration dataclass (each node sets its own)
+
+    def __init__(self, name: str, **kwargs):
         super().__init__(name, **kwargs)
-        if arm:
-            configs = {"arm": ArmConfig, **configs}
-        for prefix, cls in configs.items():
+        for prefix, cls in self.CONFIGS.items():
             setattr(self, f"{prefix}_config", declare_config(self, cls, f"{prefix}."))
         reject_unknown_parameters(self)
-        if arm and not self.arm_config.configured:
+        if "arm" in self.CONFIGS and not self.arm_config.configured:
             raise ParameterError(f"{name}: arm.joint_names is empty; pass --params-file config/arms/<arm>.yaml")
 
     def now(self) -> float:

@@ -1,0 +1,12 @@
+"""Rewrite the README's parameter table from the nodes' configurations (`rlt info --params --markdown`)."""
+
+import re
+from pathlib import Path
+
+from rlt_ros.commands.info import markdown_table
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCK = re.compile(r"(<!-- PARAMS:BEGIN -->\n).*?(<!-- PARAMS:END -->)", re.S)
+
+if __name__ == "__main__":
+    README.write_text(BLOCK.sub(lambda m: m.group(1) + markdown_table() + "\n" + m.group(2), README.read_text()))
