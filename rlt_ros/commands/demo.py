@@ -69,7 +69,6 @@ class Progress:
 
     def line(self, elapsed: float) -> str:
         h = self.stats.history
-        last = h[-10:]
         crit = self.stats.median_critical_s(10)
         return (f"[demo] {int(elapsed // 60)}:{int(elapsed % 60):02d} episode {self.episode} {self.phase.name:<12} "
                 f"| success {sum(r.success for r in h)}/{len(h)} (last 10: {100 * self.stats.success_rate(10):.0f}%) "

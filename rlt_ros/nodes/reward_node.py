@@ -22,7 +22,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
 from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager
-from rlt_ros.core.interfaces import EventSource, EventType
+from rlt_ros.core.interfaces import EventSource
 from rlt_ros.msg import EpisodeEvent
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import event_to_msg

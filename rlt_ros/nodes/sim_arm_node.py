@@ -35,16 +35,12 @@ the scene freezes until the next reset: joint states keep coming, success stays 
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -54,16 +50,17 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from rlt_ros.core.arm import ArmConfig
+from rlt_ros.core.trajectory import TrajectoryFollower, check_limits
 from rlt_ros.core.sim.configuration_sim import SimConfig
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import (MessageError, header, image_to_msg, joint_state_to_msg, to_seconds,
                                      to_stamp, trajectory_from_msg)
+from rlt_ros.ros.node_base import run
 from rlt_ros.ros.parameters import ParameterError, declare_config, reject_unknown_parameters
 
 # /clock as rclpy's TimeSource subscribes to it (depth 1); reliable so that best-effort and reliable
 # subscribers both receive it.
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-LIMIT_TOLERANCE = 1e-6  # rad: trajectory points this far outside the limits still count as inside
 MAX_CATCH_UP_STEPS = 5  # control steps one late timer tick may run; beyond that the simulation slows down
 MAX_START_OFFSET_S = 10.0  # a trajectory stamped further than this from the arm's clock is rejected
 
@@ -87,51 +84,6 @@ class SimArmDriverConfig:
             raise ValueError(f"driver.camera_hz must be > 0, got {self.camera_hz}")
         if self.status_period_s < 0:
             raise ValueError(f"driver.status_period_s must be >= 0, got {self.status_period_s}")
-
-
-class TrajectoryFollower:
-    """joint_trajectory_controller's position interpolation, without ROS.
-
-    ``start(t0, current, times, positions)``: from ``current`` at ``t0`` to ``positions[i]`` at
-    ``t0 + times[i]``, linearly; after the last point, hold it. ``sample(t)`` gives the target at time t.
-    """
-
-    def __init__(self, hold: np.ndarray):
-        self.hold(hold)
-
-    def hold(self, position: np.ndarray) -> None:
-        self._t = np.zeros(1)
-        self._q = np.asarray(position, dtype=np.float64)[None].copy()
-        self._t0 = 0.0
-
-    def start(self, t0: float, current: np.ndarray, times: np.ndarray, positions: np.ndarray) -> None:
-        times = np.asarray(times, dtype=np.float64)
-        positions = np.asarray(positions, dtype=np.float64)
-        if times[0] > 0:
-            times = np.concatenate([[0.0], times])
-            positions = np.concatenate([np.asarray(current, dtype=np.float64)[None], positions])
-        self._t0, self._t, self._q = float(t0), times, positions
-
-    def sample(self, t: float) -> np.ndarray:
-        elapsed = t - self._t0
-        if elapsed <= self._t[0]:
-            return self._q[0].copy()
-        if elapsed >= self._t[-1]:
-            return self._q[-1].copy()
-        return np.array([np.interp(elapsed, self._t, self._q[:, j]) for j in range(self._q.shape[1])])
-
-    @property
-    def end_time(self) -> float:
-        return self._t0 + float(self._t[-1])
-
-
-def check_limits(positions: np.ndarray, lower: np.ndarray, upper: np.ndarray, joint_names) -> None:
-    """Raise MessageError naming the first point and joint outside [lower, upper]."""
-    outside = (positions < lower - LIMIT_TOLERANCE) | (positions > upper + LIMIT_TOLERANCE)
-    if np.any(outside):
-        i, j = (int(k) for k in np.argwhere(outside)[0])
-        raise MessageError(f"joint_trajectory.points[{i}]: {joint_names[j]} = {positions[i, j]:.4f} rad is outside "
-                           f"its limits [{lower[j]:.4f}, {upper[j]:.4f}]")
 
 
 class SimArmNode(Node):
@@ -323,25 +275,9 @@ class SimArmNode(Node):
         return super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimArmNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ParameterError as err:
-        get_logger("sim_arm").fatal(str(err))
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+def main(args: list[str] | None = None) -> None:
+    run(SimArmNode, args, threads=1)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

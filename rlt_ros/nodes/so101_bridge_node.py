@@ -19,22 +19,19 @@ not needed anywhere else in rlt_ros.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from rlt_ros.core.arm import ArmConfig
-from rlt_ros.nodes.sim_arm_node import TrajectoryFollower, check_limits
+from rlt_ros.core.trajectory import TrajectoryFollower, check_limits
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import MessageError, joint_state_to_msg, to_seconds, trajectory_from_msg
+from rlt_ros.ros.node_base import run
 from rlt_ros.ros.parameters import ParameterError, declare_config, reject_unknown_parameters
 
 GRIPPER = "gripper"
@@ -176,25 +173,9 @@ class So101BridgeNode(Node):
         return super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = So101BridgeNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParameterError, RuntimeError) as err:
-        get_logger("so101_bridge").fatal(str(err))
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+def main(args: list[str] | None = None) -> None:
+    run(So101BridgeNode, args, threads=1)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
 from rlt_ros.ros.parameters import ParameterError, declare_config, reject_unknown_parameters
@@ -35,9 +35,10 @@ class RltNode(Node):
 
 
 def run(node_class, args=None, threads: int = 2) -> None:
+    """Create and spin ``node_class()``; exit code 1 when the node cannot start (configuration, hardware)."""
     rclpy.init(args=args)
     node = None
-    executor = MultiThreadedExecutor(num_threads=threads)
+    executor = SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
     code = 0
     try:
         node = node_class()
@@ -45,9 +46,11 @@ def run(node_class, args=None, threads: int = 2) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ParameterError, ValueError) as err:
-        rclpy.logging.get_logger(node_class.__name__).fatal(str(err))
-        code = 2
+    except (ParameterError, ValueError, RuntimeError, FileNotFoundError) as err:
+        if node is not None:  # a failure while running is a bug: show the traceback
+            raise
+        rclpy.logging.get_logger(node_class.__name__).fatal(f"cannot start: {err}")
+        code = 1
     finally:
         if node is not None and hasattr(node, "close"):
             node.close()
