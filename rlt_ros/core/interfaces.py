@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rlt_ros.core import validation as v
-from rlt_ros.core.rlt.replay import SOURCES, Transition
+
+if TYPE_CHECKING:  # the replay pulls in torch, which nodes without a learner side need not load
+    from rlt_ros.core.rlt.replay import Transition
 
 
 class Phase(IntEnum):
@@ -120,6 +123,8 @@ def transition_from_fields(*, episode_id, index, steps, token, proprio, referenc
                            done, next_token, next_proprio, next_reference, intervention, source,
                            token_dim=None, proprio_dim=None, chunk=None, action_dim=None) -> Transition:
     """A Transition.msg's fields -> the replay's ``Transition`` (chunk rows = C, cols = A), validated."""
+    from rlt_ros.core.rlt.replay import SOURCES, Transition
+
     if chunk is not None and rows != chunk:
         raise v.MessageError(f"rows: expected the actor's chunk length C = {chunk}, got {rows}")
     if action_dim is not None and cols != action_dim:

@@ -43,7 +43,7 @@ class SimOperatorNode(RltNode):
             raise ValueError("sim_operator needs arm.success_topic (ground-truth success of the simulator)")
         self.tracker = PhaseTracker()
         self._pending: set[str] = set()
-        self.clients = {name: self.create_client(Trigger, f"/rlt/{name}") for name in ("start_rl", "mark_success")}
+        self.buttons = {name: self.create_client(Trigger, f"/rlt/{name}") for name in ("start_rl", "mark_success")}
         self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
         self.create_subscription(Bool, self.arm_config.success_topic, self._on_success, qos.LATCHED)
         self.create_subscription(Bool, self.operator_config.critical_topic, self._on_critical, qos.STREAM)
@@ -65,14 +65,14 @@ class SimOperatorNode(RltNode):
     def _press(self, button: str):
         """Call /rlt/<button> once per episode and phase, after the reaction delay."""
         key = f"{button}:{self.tracker.episode_id}"
-        if key in self._pending or not self.clients[button].service_is_ready():
+        if key in self._pending or not self.buttons[button].service_is_ready():
             return
         self._pending.add(key)
         timer = None
 
         def fire():
             timer.cancel()
-            future = self.clients[button].call_async(Trigger.Request())
+            future = self.buttons[button].call_async(Trigger.Request())
             future.add_done_callback(lambda f: self._answered(button, f))
 
         timer = self.create_timer(max(self.operator_config.reaction_delay_s, 1e-3), fire)

@@ -8,6 +8,7 @@ the reference chunk ã), encodes z_rl with the RL-token encoder and publishes rl
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ class VLANode(RltNode):
         try:
             obs = self._to_core(msg, stamp)
             t0 = time.perf_counter()
-            out = self.backend.infer(obs)
+            out = self.backend.infer(vla_view(obs, self.backend.proprio_dim))
             token = self.encoder.encode(out.prefix_embeddings, out.prefix_mask)
             self.latency.append(time.perf_counter() - t0)
         except (MessageError, ValueError) as err:
@@ -97,6 +98,14 @@ class VLANode(RltNode):
         images = {name: image_from_msg(img, name) for name, img in zip(msg.camera_names, msg.images)}
         return CoreObservation(images=images, proprio=np.asarray(msg.proprio, np.float32),
                                instruction=self.vla_config.instruction, stamp=stamp)
+
+
+def vla_view(obs: CoreObservation, proprio_dim: int | None) -> CoreObservation:
+    """The observation as the VLA reads it: the leading ``proprio_dim`` values of proprio (joint
+    positions, velocities); the extras after them (e.g. the end-effector pose) are for the actor only."""
+    if proprio_dim is None or len(obs.proprio) <= proprio_dim:
+        return obs
+    return dataclasses.replace(obs, proprio=obs.proprio[:proprio_dim])
 
 
 def main(args=None):
