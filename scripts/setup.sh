@@ -85,7 +85,7 @@ step "python dependencies (${REQS[*]##*/})"
 H=$(cd "$ROOT" && inputs_hash "${REQS[@]}")
 if is_fresh deps "$H"; then done_step "up to date"; else
   # a constraint keeps pip from replacing the torch installed above
-  TORCH_PIN="$("$PY" -c 'import torch; print(torch.__version__)')"
+  TORCH_PIN="$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
   echo "torch==$TORCH_PIN" > "$STAMPS.torch-constraint.txt"
   (cd "$ROOT" && pip_install -c "$STAMPS.torch-constraint.txt" $(printf -- '-r %s ' "${REQS[@]}")) || die "pip install failed (see above)"
   mark deps "$H"; done_step "installed"
