@@ -1,9 +1,10 @@
-"""The full train graph over real DDS on the simulated arm, with the simulated operator.
+"""The full train graph over real DDS on the simulated arm; the test is the operator.
 
-One run checks, in order: episodes start, the operator hands over and marks success through the
-services; the success reaches the learner's replay as a terminal transition with reward 1; actor
-weights reach the actor (chunks with source ACTOR); no command ever leaves the joint limits; killing
-the learner does not stop the actor; the rest of the graph shuts down cleanly.
+One run checks, in order: an episode starts; the test hands over (/rlt/start_rl) and, once the actor
+has produced critical-phase transitions, presses success (/rlt/mark_success) -- a double mark is
+refused; the success reaches the learner's on-disk replay as a terminal transition with reward 1;
+actor weights reach the actor (chunks with source ACTOR); no command ever leaves the joint limits;
+killing the learner does not stop the actor; the rest of the graph shuts down cleanly.
 """
 
 import io
@@ -38,8 +39,8 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
     fast = {"rlt.warmup_transitions": 30, "rlt.batch_size": 16, "rlt.export_every": 10, "rlt.utd": 1}
     overrides = {"learner": {"learner.output_dir": str(tmp_path / "learner"), **fast},
                  "actor": {"actor.autostart": True},
-                 "reward": {"episode.critical_timeout_s": 6.0, "episode.timeout_s": 25.0}}
-    specs = graph_mod.graph("demo", "sim", overrides)
+                 "reward": {"episode.critical_timeout_s": 0.0, "episode.timeout_s": 0.0}}
+    specs = graph_mod.graph("train", "sim", overrides)
 
     events, chunks, weights, stats, commands = [], [], [], [], []
     ros_node.create_subscription(EpisodeEvent, "/rlt/events", lambda m: events.append(event_from_msg(m)), qos.EVENTS)
@@ -48,6 +49,15 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
     ros_node.create_subscription(LearnerStats, "/rlt/learner_stats", stats.append, qos.STREAM)
     ros_node.create_subscription(JointTrajectory, arm.command_topic, commands.append, qos.COMMAND)
 
+    from std_srvs.srv import Trigger
+    buttons = {name: ros_node.create_client(Trigger, f"/rlt/{name}") for name in ("start_rl", "mark_success")}
+
+    def press(name):
+        assert buttons[name].wait_for_service(timeout_sec=60), f"/rlt/{name} not offered"
+        future = buttons[name].call_async(Trigger.Request())
+        wait_for(future.done, 10, ros_node.spin_once, f"/rlt/{name} response")
+        return future.result()
+
     log = io.StringIO()
     procs = GraphProcesses(specs, env=dict(ros_domain), out=log, stop_timeout=20)
     procs.start()
@@ -55,10 +65,15 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
         def ended(kind):
             return [e for e in events if e.type == kind]
         wait_for(lambda: ended(EventType.START), 120, ros_node.spin_once, "the first episode to start\n" + log.getvalue())
-        wait_for(lambda: ended(EventType.HANDOVER), 60, ros_node.spin_once, "a handover\n" + log.getvalue()[-5000:])
-        wait_for(lambda: ended(EventType.SUCCESS), 150, ros_node.spin_once,
-                 "a success marked by the operator\n" + log.getvalue()[-5000:])
-        wait_for(lambda: stats and stats[-1].transitions > 0, 30, ros_node.spin_once, "transitions in the learner")
+        press("start_rl")
+        wait_for(lambda: stats and stats[-1].transitions >= 40, 120, ros_node.spin_once,
+                 "critical-phase transitions in the learner\n" + log.getvalue()[-5000:])
+        assert press("mark_success").success
+        second = press("mark_success")
+        assert not second.success and "already marked" in second.message
+        wait_for(lambda: ended(EventType.SUCCESS), 10, ros_node.spin_once, "the SUCCESS event")
+        wait_for(lambda: len(ended(EventType.START)) >= 2, 60, ros_node.spin_once, "the next episode after the reset")
+        press("start_rl")
         wait_for(lambda: weights and any(c.source == ChunkSource.ACTOR.value for c in chunks), 150,
                  ros_node.spin_once, "actor chunks with the learner's weights\n" + log.getvalue()[-5000:])
         assert weights[-1].version > 0

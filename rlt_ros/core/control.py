@@ -33,7 +33,7 @@ class ActorConfig:
     max_token_age_s: float = 0.3  # hold position when the newest RL token is older than this [s]
     max_joint_state_age_s: float = 0.2  # hold (send nothing) when the joint states are older than this [s]
     max_teleop_age_s: float = 0.3  # during an intervention, hold when the teleop input is older than this [s]
-    vla_execute_steps: int = 10  # VLA phase: rows of ã executed before replanning on a newer token
+    vla_execute_steps: int = 30  # VLA phase: rows of ã executed before replanning on a newer token (the base VLA is tuned for 30)
     initial_weights: str = ""  # actor export to start from: <path>.safetensors + <path>.json ('' = pass ã through until the learner sends weights)
     seed: int = 0  # seed of the exploration noise
 
@@ -164,7 +164,11 @@ class ChunkController:
         self._start_plan(chunk, ChunkSource.ACTOR, step)
 
     def _start_plan(self, rows: np.ndarray, source: ChunkSource, step: Step) -> None:
-        plan, report = clamp_chunk(rows, self._q, self.arm)
+        # the new chunk continues from the target the controller is tracking now (the last commanded
+        # row), not from the measured position, which lags behind it under load: limiting each step
+        # relative to the lagging measurement would slow every chunk down
+        anchor = self._q if self._plan is None or self._index == 0 else self._plan[self._index - 1]
+        plan, report = clamp_chunk(rows, anchor, self.arm)
         self.counters["clamped"] += report.position_clamped + report.velocity_clamped
         self._plan, self._plan_source, self._index, self._holding = plan, source, 0, False
         self.counters["chunks"] += 1

@@ -1,0 +1,273 @@
+"""Sample efficiency of RLT on the simulated precision insertion, with the paper's ablations.
+
+    python bench/sample_efficiency.py                  # full run: 3 seeds, every arm, same budget
+    python bench/sample_efficiency.py --quick          # smoke run (a couple of minutes)
+    python bench/sample_efficiency.py --episodes 300 --minutes 60 --seeds 0 1 2 --jobs 2
+
+Arms (every RL arm gets the same practice budget: --episodes / --minutes of simulated time, warm-up
+included, then --eval-episodes noise-free evaluation episodes on the same evaluation seeds):
+  base      the VLA alone (no practice needed: evaluated on the same seeds)
+  rlt       RLT with the paper's defaults (RLTConfig)
+  no_token  the actor reads the mean of the VLA prefix embeddings instead of z_rl
+  beta0     beta = 0 (no anchoring to the reference chunk)
+  c1        chunk C = 1 (single-step actor, stride 1)
+  no_ref    no reference pass-through (the actor never sees ã; not residual)
+
+Each run is one `rlt sim-train` process (--work/<arm>_s<seed>/, a scratch directory). Writes
+bench/results/sample_efficiency.{md,json,png}; the JSON is {"budget", "seeds", "results": {arm: {success_rate,
+critical_phase_s, throughput_per_10min}}} with the mean over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+ARMS: dict[str, list[str]] = {
+    "base": ["--base"],
+    "rlt": [],
+    "no_token": ["--state", "pooled"],
+    "beta0": ["--rlt", "beta=0"],
+    "c1": ["--rlt", "chunk_size=1", "--rlt", "stride=1"],
+    "no_ref": ["--rlt", "use_reference=false", "--rlt", "residual_actor=false"],
+}
+METRICS = ("success_rate", "critical_phase_s", "throughput_per_10min")
+
+
+def default_token() -> Path:
+    return REPO / "rlt_ros" / "checkpoints" / "rl_token"
+
+
+def job_command(arm: str, seed: int, args, out: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "rlt_ros.cli", "sim-train", "--out", str(out), "--seed", str(seed),
+           "--eval-episodes", str(args.eval_episodes), "--no-progress", "--checkpoint-every", "0",
+           "--threads", "1", "--critical-timeout", str(args.critical_timeout)]
+    if arm == "base":
+        cmd += ["--episodes", "1", "--minutes", str(args.minutes)]
+    else:
+        cmd += ["--episodes", str(args.episodes), "--minutes", str(args.minutes)]
+    if args.vla:
+        cmd += ["--vla", args.vla]
+    if arm not in ("base", "no_token"):
+        cmd += ["--token", str(args.token)]
+    for kv in args.rlt:
+        cmd += ["--rlt", kv]
+    return cmd + ARMS[arm]
+
+
+def run_jobs(jobs: list[tuple[str, int]], args) -> dict[tuple[str, int], Path]:
+    """Run the sim-train processes, ``args.jobs`` at a time, with one progress bar over episodes."""
+    from tqdm import tqdm
+
+    outs = {}
+    pending = list(jobs)
+    running: dict[tuple[str, int], tuple[subprocess.Popen, Path, object]] = {}
+    total = sum((1 if arm == "base" else args.episodes) + args.eval_episodes for arm, _ in jobs)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    bar = tqdm(total=total, desc="sample-efficiency", unit="ep", mininterval=5.0)
+    done_eps: dict[tuple[str, int], int] = {}
+    failed = []
+    last_label = None
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            arm, seed = pending.pop(0)
+            out = Path(args.work) / f"{arm}_s{seed}"
+            if args.reuse and (out / "summary.json").is_file():
+                outs[(arm, seed)] = out  # finished earlier with the same --work: keep it
+                continue
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            log = open(out / "log.txt", "w")
+            proc = subprocess.Popen(job_command(arm, seed, args, out), stdout=log, stderr=subprocess.STDOUT,
+                                    env=env, cwd=REPO)
+            running[(arm, seed)] = (proc, out, log)
+        time.sleep(1.0)
+        for key, (proc, out, log) in list(running.items()):
+            n = len((out / "episodes.jsonl").read_text().splitlines()) if (out / "episodes.jsonl").exists() else 0
+            bar.update(n - done_eps.get(key, 0))
+            done_eps[key] = n
+            if proc.poll() is not None:
+                log.close()
+                del running[key]
+                expected = (1 if key[0] == "base" else args.episodes) + args.eval_episodes
+                bar.update(max(0, expected - done_eps[key]))
+                done_eps[key] = expected
+                if proc.returncode != 0:
+                    failed.append(key)
+                    tail = (out / "log.txt").read_text()[-3000:]
+                    print(f"\n{key[0]} seed {key[1]} failed (exit {proc.returncode}):\n{tail}", file=sys.stderr)
+                outs[key] = out
+        label = ",".join(f"{a}/{s}" for a, s in running)
+        if label != last_label:
+            bar.set_postfix(running=label)
+            last_label = label
+    bar.close()
+    if failed:
+        raise SystemExit(f"{len(failed)} run(s) failed: {failed}")
+    return outs
+
+
+def load_run(out: Path) -> dict:
+    summary = json.loads((out / "summary.json").read_text())
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    return {"summary": summary, "episodes": episodes}
+
+
+def aggregate(runs: dict[tuple[str, int], dict], arms: list[str], seeds: list[int]) -> tuple[dict, dict]:
+    """Mean over seeds of the evaluation metrics (and their standard deviation)."""
+    results, spread = {}, {}
+    for arm in arms:
+        per_seed = [runs[(arm, s)]["summary"]["eval"] for s in seeds]
+        results[arm], spread[arm] = {}, {}
+        for m in METRICS:
+            vals = [p[m] for p in per_seed if p[m] is not None]
+            results[arm][m] = round(float(np.mean(vals)), 4) if vals else None
+            spread[arm][m] = round(float(np.std(vals)), 4) if vals else None
+    return results, spread
+
+
+def learning_curves(runs, arms, seeds, window: int = 20):
+    """Per arm: simulated minutes grid, rolling success rate and rolling median critical phase (mean over seeds)."""
+    curves = {}
+    for arm in arms:
+        if arm == "base":
+            continue
+        per = []
+        for s in seeds:
+            eps = [e for e in runs[(arm, s)]["episodes"] if e["kind"] in ("warmup", "rl")]
+            if not eps:
+                continue
+            t = np.array([e["sim_total_s"] for e in eps]) / 60.0
+            succ = np.array([float(e["success"]) for e in eps])
+            crit = np.array([e["critical_s"] if e["success"] and e["critical_s"] is not None else np.nan for e in eps])
+            rs = np.array([succ[max(0, i - window + 1): i + 1].mean() for i in range(len(eps))])
+            rc = np.array([np.nanmedian(crit[max(0, i - window + 1): i + 1])
+                           if np.any(~np.isnan(crit[max(0, i - window + 1): i + 1])) else np.nan
+                           for i in range(len(eps))])
+            per.append((t, rs, rc))
+        if not per:
+            continue
+        grid = np.linspace(0, min(p[0][-1] for p in per), 100)
+        curves[arm] = (grid, np.mean([np.interp(grid, t, rs) for t, rs, _ in per], 0),
+                       np.nanmean([np.interp(grid, t[~np.isnan(rc)], rc[~np.isnan(rc)]) if np.any(~np.isnan(rc))
+                                   else np.full_like(grid, np.nan) for t, _, rc in per], 0))
+    return curves
+
+
+def plot(curves, results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for arm, (grid, rs, rc) in curves.items():
+        ax1.plot(grid, rs, label=arm)
+        ax2.plot(grid, rc, label=arm)
+    base = results.get("base", {})
+    if base.get("success_rate") is not None:
+        ax1.axhline(base["success_rate"], color="k", ls="--", label="base (eval)")
+    if base.get("critical_phase_s") is not None:
+        ax2.axhline(base["critical_phase_s"], color="k", ls="--", label="base (eval)")
+    ax1.set(xlabel="simulated practice time [min]", ylabel="success rate (rolling 20 episodes)", ylim=(0, 1.05))
+    ax2.set(xlabel="simulated practice time [min]", ylabel="critical phase of successes [s] (rolling median)")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("RLT practice on the simulated insertion (mean over seeds; training episodes with exploration)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(results, spread, budget, seeds, command: str) -> str:
+    base = results.get("base", {})
+    lines = [
+        "# RLT sample efficiency (simulated peg insertion)", "",
+        f"Reproduce: `{command}`", "",
+        f"Budget per RL arm: {budget['episodes']} episodes or {budget['sim_minutes']} simulated minutes "
+        f"(whichever first, VLA warm-up included), then {budget['eval_episodes']} noise-free evaluation episodes "
+        f"on shared seeds; seeds {seeds}; critical-phase timeout {budget['critical_timeout_s']} s. "
+        "Metrics are from the evaluation episodes, mean ± sd over seeds.", "",
+        "| arm | success rate | critical phase [s] (median, successes) | speed-up vs base | successes / 10 sim-min |",
+        "|---|---|---|---|---|",
+    ]
+    for arm, r in results.items():
+        sd = spread[arm]
+        fmt = lambda v, s, p=2: "n/a" if v is None else f"{v:.{p}f} ± {s:.{p}f}"  # noqa: E731
+        speed = "n/a"
+        if r["critical_phase_s"] and base.get("critical_phase_s"):
+            speed = f"{base['critical_phase_s'] / r['critical_phase_s']:.2f}x"
+        lines.append(f"| {arm} | {fmt(r['success_rate'], sd['success_rate'])} | "
+                     f"{fmt(r['critical_phase_s'], sd['critical_phase_s'])} | {speed} | "
+                     f"{fmt(r['throughput_per_10min'], sd['throughput_per_10min'], 1)} |")
+    lines += ["", f"Wall clock of the whole benchmark: {budget.get('wall_minutes', 'n/a')} min with {budget['jobs']} "
+              f"parallel run(s) (one torch thread each).", ""]
+    if budget.get("cpu_minutes"):
+        lines += ["CPU minutes per run (practice + evaluation, mean over seeds): " + ", ".join(
+            f"{arm} {v:.1f}" for arm, v in budget["cpu_minutes"].items()), ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, a few episodes")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--episodes", type=int, default=150, help="practice episodes per RL arm (warm-up included)")
+    ap.add_argument("--minutes", type=float, default=30.0, help="simulated practice minutes per RL arm")
+    ap.add_argument("--eval-episodes", type=int, default=30, help="evaluation episodes per run")
+    ap.add_argument("--critical-timeout", type=float, default=10.0, help="operator failure timeout [s]")
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
+    ap.add_argument("--vla", default=None, help="VLA checkpoint (default: the shipped built-in VLA)")
+    ap.add_argument("--token", default=str(default_token()), help="RL-token directory")
+    ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "rlt_sample_efficiency"),
+                    help="scratch directory of the runs (replay logs, checkpoints; large, not for git)")
+    ap.add_argument("--rlt", action="append", default=[], metavar="KEY=VALUE", help="RLTConfig override for every arm")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep runs in --work that already finished (summary.json) instead of re-running them")
+    args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.episodes, args.eval_episodes, args.minutes = [0], 5, 4, 3.0
+        args.rlt = ["warmup_transitions=150"] + args.rlt
+    if not (Path(args.token) / "token.safetensors").is_file():
+        raise SystemExit(f"no RL token in {args.token}; train one: rlt train-token --demos DIR --out {args.token}")
+    command = "python bench/sample_efficiency.py " + " ".join(sys.argv[1:])
+    t0 = time.time()
+    jobs = [(arm, s) for s in args.seeds for arm in args.arms]
+    jobs.sort(key=lambda j: j[0] == "base")  # long RL runs first, the cheap base evaluations last
+    outs = run_jobs(jobs, args)
+    runs = {key: load_run(out) for key, out in outs.items()}
+    results, spread = aggregate(runs, args.arms, args.seeds)
+    cpu = {arm: round(float(np.mean([runs[(arm, s)]["summary"].get("cpu_s", 0.0) for s in args.seeds])) / 60, 2)
+           for arm in args.arms}
+    budget = {"cpu_minutes": cpu, "episodes": args.episodes, "sim_minutes": args.minutes, "eval_episodes": args.eval_episodes,
+              "critical_timeout_s": args.critical_timeout, "rlt_overrides": args.rlt, "jobs": args.jobs,
+              "quick": args.quick, "wall_minutes": round((time.time() - t0) / 60, 1),
+              "vla": args.vla or "builtin:default", "token": str(args.token)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "sample_efficiency.json").write_text(
+        json.dumps({"budget": budget, "seeds": args.seeds, "results": results}, indent=2) + "\n")
+    per_run = {f"{arm}_s{s}": runs[(arm, s)]["summary"] for arm, s in runs}
+    (RESULTS / "sample_efficiency_runs.json").write_text(json.dumps(per_run, indent=2) + "\n")
+    plot(learning_curves(runs, args.arms, args.seeds), results, RESULTS / "sample_efficiency.png")
+    md = markdown(results, spread, budget, args.seeds, command)
+    (RESULTS / "sample_efficiency.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

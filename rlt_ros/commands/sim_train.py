@@ -1,0 +1,138 @@
+"""`rlt sim-train`: online RLT practice on the simulated arm, headless and in-process (RLT stage 2).
+
+    rlt sim-train --token runs/token --episodes 300 --minutes 60 --out runs/rlt
+    rlt sim-train --token runs/token --out runs/rlt --rlt beta=0.05 --rlt chunk_size=5 --eval-episodes 50
+    rlt sim-train --state pooled --out runs/no_token          # ablation: pooled prefix instead of z_rl
+
+The VLA drives each episode until the critical phase, a simulated operator hands over to the RL actor,
+marks success from ground truth (+1) or failure on timeout (0). The run in --out is resumed when it
+exists (same configuration required): replay log, checkpoints, episodes.jsonl, actor/ (for the ROS actor node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from rlt_ros.core.rlt.configuration_practice import START_MODES, STATE_SOURCES, PracticeConfig
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="run directory (resumed when it exists)")
+    parser.add_argument("--episodes", type=int, default=PracticeConfig.episodes, help="practice episodes (warm-up included)")
+    parser.add_argument("--minutes", type=float, default=PracticeConfig.sim_minutes, help="simulated practice minutes")
+    parser.add_argument("--token", default=None, help="RL-token directory from `rlt train-token` (needed for --state token)")
+    parser.add_argument("--vla", default=None, help="VLA checkpoint (default: the shipped built-in VLA)")
+    parser.add_argument("--vla-kind", default="builtin", help="VLA backend kind")
+    parser.add_argument("--state", choices=STATE_SOURCES, default="token", help="actor state: z_rl or pooled prefix")
+    parser.add_argument("--start", choices=START_MODES, default=PracticeConfig.start, help="episode start mode")
+    parser.add_argument("--critical-timeout", type=float, default=PracticeConfig.critical_timeout_s,
+                        help="operator marks failure after this many seconds of critical phase")
+    parser.add_argument("--base", action="store_true", help="let the VLA drive the critical phase too (baseline)")
+    parser.add_argument("--async", dest="async_", action="store_true", help="learner in a background thread")
+    parser.add_argument("--eval-episodes", type=int, default=0, help="noise-free evaluation episodes at the end")
+    parser.add_argument("--eval-noise", action="store_true", help="keep the actor's sigma noise in evaluation")
+    parser.add_argument("--checkpoint-every", type=int, default=PracticeConfig.checkpoint_every, help="episodes")
+    parser.add_argument("--rlt", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an RLTConfig field, e.g. --rlt beta=0.05 --rlt actor_hidden=[512,512,512]")
+    parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a SimConfig field, e.g. --sim clearance_mm=0.3")
+    parser.add_argument("--seed", type=int, default=0, help="seed")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _warn_if_token_for_other_vla(args: argparse.Namespace) -> None:
+    import sys
+
+    from rlt_ros.commands.train_token import vla_weights_hash
+
+    meta_path = Path(args.token) / "token_meta.json"
+    if not meta_path.is_file():
+        return
+    trained_on = json.loads(meta_path.read_text()).get("vla_weights_sha256")
+    current = vla_weights_hash(args.vla_kind, args.vla)
+    if trained_on and current and trained_on != current:
+        print(f"rlt sim-train: WARNING: the RL token in {args.token} was trained on other VLA weights "
+              f"({trained_on[:12]} vs {current[:12]}); retrain it with `rlt train-token`", file=sys.stderr)
+
+
+def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_overrides: dict | None = None):
+    """(Practice, env) for the arguments: loads the VLA, the token, the simulator and the configs."""
+    import torch
+
+    from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+    from rlt_ros.core.rlt.modeling_token import TokenEncoder
+    from rlt_ros.core.rlt.practice import Practice, StateReader
+    from rlt_ros.core.sim.configuration_sim import SimConfig
+    from rlt_ros.core.sim.env import PegInsertionEnv
+    from rlt_ros.core.vla import load_backend
+
+    torch.set_num_threads(args.threads)
+    vla = load_backend(args.vla_kind, args.vla)
+    encoder = None
+    if args.state == "token":
+        if not args.token:
+            raise SystemExit("rlt sim-train: --state token needs --token DIR (train one with `rlt train-token`)")
+        encoder = TokenEncoder.from_dir(args.token, expect_embed_dim=vla.embed_dim)
+        _warn_if_token_for_other_vla(args)
+    reader = StateReader(args.state, encoder, embed_dim=vla.embed_dim)
+    size = vla.image_size[0] if vla.image_size else 64
+    sim_kw = dict(image_size=size, camera_names=tuple(vla.camera_names))
+    sim_kw.update(_parse_overrides(args.sim))
+    env = PegInsertionEnv(SimConfig.from_dict(sim_kw))
+    vla.check_compatible(list(env.joint_names), env.action_dim)
+    rlt_kw = dict(action_dim=env.action_dim, proprio_dim=env.proprio_dim, token_dim=reader.dim, seed=args.seed)
+    rlt_kw.update(_parse_overrides(args.rlt))
+    rlt_kw.update(rlt_overrides or {})
+    rlt_cfg = RLTConfig(**rlt_kw)
+    pkw = dict(episodes=args.episodes, sim_minutes=args.minutes, start=args.start,
+               critical_timeout_s=args.critical_timeout, state_source=args.state,
+               policy="vla" if args.base else "rlt", learner_mode="async" if args.async_ else "interleaved",
+               checkpoint_every=args.checkpoint_every, eval_episodes=args.eval_episodes, seed=args.seed,
+               eval_explore=args.eval_noise,
+               num_threads=args.threads)
+    pkw.update(practice_overrides or {})
+    cfg = PracticeConfig(**pkw)
+    extra = {"vla": str(args.vla) if args.vla else "builtin:default", "token": args.token,
+             "sim": env.config.to_dict()}
+    practice = Practice(env, vla, reader, rlt_cfg, cfg, out_dir=args.out, progress=not args.no_progress,
+                        extra_config=extra)
+    return practice, env
+
+
+def run(args: argparse.Namespace) -> int:
+    from rlt_ros.core.rlt.practice import summarize
+
+    practice, env = build(args)
+    t0, cpu0 = time.time(), time.process_time()
+    try:
+        results = practice.run()
+        summary = {"practice": summarize([r for r in results if r.kind in ("rl", "warmup", "base")]),
+                   "last_50": summarize([r for r in results if r.kind in ("rl", "base")][-50:]),
+                   "episodes": len(results), "updates": practice.algorithm.num_updates,
+                   "transitions": practice.replay.total_added, "wall_s": round(time.time() - t0, 1),
+                   "cpu_s": round(time.process_time() - cpu0, 1)}
+        if args.eval_episodes:
+            summary["eval"] = practice.evaluate(args.eval_episodes, kind="base" if args.base else "eval")
+    finally:
+        practice.replay.close()
+        env.close()
+    Path(args.out, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0

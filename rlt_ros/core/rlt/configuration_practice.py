@@ -1,0 +1,63 @@
+"""Configuration of RLT practice on the simulated arm (`rlt sim-train`, bench/sample_efficiency.py).
+
+The episode protocol follows the paper's human-in-the-loop setup, with a simulated operator: the VLA
+drives until the critical phase starts (handover), the RL actor drives from there in chunks of C, the
+operator marks success (+1, from ground truth) or failure (0, on timeout); only critical-phase
+transitions are stored. Warm-up episodes (VLA driving the critical phase too) fill the buffer first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlt_ros.core.rlt._config import ConfigMixin, check_choice, check_float, check_int
+
+STATE_SOURCES = ("token", "pooled")  # z_rl from the RL token, or the mean of the prefix embeddings (ablation)
+START_MODES = ("pre_critical", "home", "curriculum")
+
+
+@dataclass
+class PracticeConfig(ConfigMixin):
+    """Budget and protocol of one practice run."""
+
+    episodes: int = 400  # maximum practice episodes (warm-up included)
+    sim_minutes: float = 300.0  # maximum simulated time of practice, minutes (warm-up included)
+    start: str = "pre_critical"  # episode start: pre_critical (just before the critical phase), home (full task), curriculum
+    curriculum_episodes: int = 100  # with start=curriculum: episodes from pre_critical before switching to home
+    critical_timeout_s: float = 15.0  # the operator marks failure when the critical phase lasts longer, s
+    vla_execute_steps: int = 10  # VLA phase: steps of each VLA chunk executed before re-querying it
+    state_source: str = "token"  # what the actor reads as its state vector: token (z_rl) or pooled (no_token ablation)
+    policy: str = "rlt"  # who drives the critical phase after warm-up: rlt (the actor) or vla (base-policy baseline)
+    explore: bool = True  # add the actor's fixed-sigma noise while practising
+    eval_explore: bool = False  # keep the fixed-sigma noise in evaluation episodes too (the policy as it practised)
+    learner_mode: str = "interleaved"  # interleaved (deterministic: updates after every chunk) or async (learner thread)
+    max_lag_updates: int = 2000  # async mode, simulation only: pause the sim while this many updates are pending
+    checkpoint_every: int = 25  # episodes between checkpoints (0 = only at the end)
+    eval_episodes: int = 0  # evaluation episodes after practice (no noise, nothing stored)
+    seed: int = 0  # seed of the episode sequence (socket poses), exploration noise and the learner
+    num_threads: int = 1  # torch CPU threads
+
+    def __post_init__(self) -> None:
+        check_int(self, "episodes", 1)
+        check_float(self, "sim_minutes", 0.0, None, lo_open=True)
+        check_choice(self, "start", START_MODES)
+        check_int(self, "curriculum_episodes", 0)
+        check_float(self, "critical_timeout_s", 0.0, None, lo_open=True)
+        check_int(self, "vla_execute_steps", 1)
+        check_choice(self, "state_source", STATE_SOURCES)
+        check_choice(self, "policy", ("rlt", "vla"))
+        for name in ("explore", "eval_explore"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"PracticeConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        check_choice(self, "learner_mode", ("interleaved", "async"))
+        check_int(self, "max_lag_updates", 1)
+        check_int(self, "checkpoint_every", 0)
+        check_int(self, "eval_episodes", 0)
+        check_int(self, "seed", 0)
+        check_int(self, "num_threads", 1)
+
+    def start_for(self, episode: int) -> str:
+        """The reset mode of practice episode ``episode`` (0-based)."""
+        if self.start == "curriculum":
+            return "pre_critical" if episode < self.curriculum_episodes else "home"
+        return self.start

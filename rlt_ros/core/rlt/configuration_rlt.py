@@ -1,0 +1,113 @@
+"""Configuration of RLT stage 2: the chunked actor-critic, its replay buffer and its learner.
+
+Paper: "RL Token" (Xu et al., 2026), stage 2. Values the paper gives: chunk C = 10, actor MLP 2 x 256,
+UTD 5, 2 critic updates per actor update, reference dropout 0.5, stride 2, a small fixed sigma,
+actor loss -Q + beta ||a - ã||^2, TD3-style twin critics. Values marked "(not in paper)" come from public
+re-implementations or from tuning on the simulated peg insertion (bench/sample_efficiency.py).
+
+gamma is per control step (the TD target discounts a chunk by gamma^C). Re-implementations quote
+0.96-0.99; read per chunk of C = 10 steps that is 0.996-0.999 per step. We use 0.998 (0.98 per chunk): with
+0.99 per step at 50 Hz a 50%-reliable 2 s insertion is worth more than a 90%-reliable 6 s one
+(0.5 x 0.99^100 > 0.9 x 0.99^300), which trades success for speed; 0.998 keeps success first and still
+rewards speed.
+
+sigma and beta were set on the simulated insertion (0.4 mm clearance): i.i.d. noise of 0.05 (normalised) on the
+VLA's own chunks cut its success on 9 fixed episodes from 6/9 to 1/9 (0.01: 3/9), so sigma is 0.02; with
+beta = 0.1 the actor left the data (mean ||mu - ã||^2 ~ 1-5) and the critics diverged (Q > 1), with beta = 1 it
+stays within ~0.05-0.2 of ã while a 2x faster chunk needs only ~0.004-0.02 (bench/sample_efficiency.py).
+
+All actions, references and proprioception enter the networks normalised by statistics stored with the
+weights (``Normalizer`` in modeling_actor_critic.py); sigma and beta are in those normalised units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlt_ros.core.rlt._config import ConfigMixin, check_float, check_int, check_int_tuple
+
+
+@dataclass
+class RLTConfig(ConfigMixin):
+    """Actor, critic, replay and learner of RLT stage 2 (one owner per hyperparameter)."""
+
+    # ---- dimensions (must match the token encoder, the arm and the VLA) -----------------------------
+    chunk_size: int = 10  # C: action steps the actor outputs per decision (paper: 10 at 50 Hz)
+    action_dim: int = 7  # A: joint position targets per step
+    token_dim: int = 128  # length of the state vector z_rl (the RL token's out_dim)
+    proprio_dim: int = 14  # P: proprioception length (joint positions, velocities, extras)
+    # ---- networks -----------------------------------------------------------------------------------
+    actor_hidden: tuple = (256, 256)  # hidden layer sizes of the actor MLP (paper: 2 x 256; 3 x 512 for the hardest task)
+    critic_hidden: tuple = (256, 256)  # hidden layer sizes of each Q network (not in paper)
+    critic_layer_norm: bool = True  # LayerNorm after each critic hidden layer, stabilises high-UTD TD learning (not in paper)
+    num_critics: int = 2  # Q networks; the target takes their minimum (TD3 clipped double Q)
+    residual_actor: bool = True  # mu = ã_in + MLP(x, ã_in) (anchored to the reference) instead of mu = MLP(x, ã_in)
+    residual_init_scale: float = 1e-3  # uniform init range of the actor's last layer (a small first residual)
+    # ---- policy -------------------------------------------------------------------------------------
+    sigma: float = 0.02  # fixed std of the Gaussian actor per normalised action dimension (the only exploration; see below)
+    target_noise_clip: float = 0.2  # TD3 target-policy smoothing: clip of the sigma noise on a' [normalised units]
+    ref_dropout: float = 0.5  # fraction of TRAINING samples whose actor input ã is zeroed (never at inference)
+    use_reference: bool = True  # False: the actor never sees ã (the no_ref ablation); the beta term still uses it
+    # ---- losses -------------------------------------------------------------------------------------
+    beta: float = 1.0  # weight of || a - ã ||^2 (sum over the chunk, normalised units) in the actor loss
+    return_min: float = 0.0  # TD targets are clipped to [return_min, return_max]: with the paper's binary
+    return_max: float = 1.0  # sparse reward every return lies in [0, 1]; stops Q overestimation feeding back at UTD 5 (not in paper)
+    gamma: float = 0.998  # per-control-step discount; a C=10 chunk is discounted by gamma^C = 0.98 (not in paper, see below)
+    tau: float = 0.005  # Polyak factor of the target networks per critic update (not in paper)
+    actor_lr: float = 3e-4  # Adam learning rate of the actor (not in paper)
+    critic_lr: float = 3e-4  # Adam learning rate of the critics (not in paper)
+    grad_clip: float = 10.0  # max global gradient norm per network (not in paper)
+    # ---- learner loop -------------------------------------------------------------------------------
+    batch_size: int = 256  # transitions per gradient step
+    utd: int = 5  # update-to-data ratio: critic updates per transition added to the buffer
+    critic_updates_per_actor: int = 2  # critic updates per actor update (TD3 delay)
+    warmup_transitions: int = 500  # VLA warm-up transitions in the buffer before any update (N_warm, in transitions)
+    pretrain_updates: int = 0  # critic/actor updates on the warm-up data before the actor first drives (not in paper)
+    export_every: int = 100  # critic updates between actor-weight exports to the acting side
+    # ---- replay -------------------------------------------------------------------------------------
+    stride: int = 2  # a transition starts every `stride` control steps (paper: 2, ~25 samples/s at 50 Hz)
+    replay_capacity: int = 200_000  # transitions kept in memory for sampling (all stay on disk)
+    seed: int = 0  # seed of network initialisation, sampling and exploration noise
+
+    def __post_init__(self) -> None:
+        for name, lo in (("chunk_size", 1), ("action_dim", 1), ("token_dim", 1), ("proprio_dim", 0),
+                         ("num_critics", 1), ("batch_size", 1), ("utd", 1), ("critic_updates_per_actor", 1),
+                         ("warmup_transitions", 0), ("pretrain_updates", 0), ("export_every", 1),
+                         ("stride", 1), ("replay_capacity", 1), ("seed", 0)):
+            check_int(self, name, lo)
+        check_int_tuple(self, "actor_hidden", 1)
+        check_int_tuple(self, "critic_hidden", 1)
+        check_float(self, "residual_init_scale", 0.0)
+        check_float(self, "sigma", 0.0)
+        check_float(self, "target_noise_clip", 0.0)
+        check_float(self, "ref_dropout", 0.0, 1.0)
+        check_float(self, "beta", 0.0)
+        check_float(self, "gamma", 0.0, 1.0)
+        check_float(self, "return_min")
+        check_float(self, "return_max")
+        if self.return_max <= self.return_min:
+            raise ValueError(f"RLTConfig: return_max {self.return_max} must be > return_min {self.return_min}")
+        check_float(self, "tau", 0.0, 1.0, lo_open=True)
+        check_float(self, "actor_lr", 0.0, None, lo_open=True)
+        check_float(self, "critic_lr", 0.0, None, lo_open=True)
+        check_float(self, "grad_clip", 0.0, None, lo_open=True)
+        for name in ("critic_layer_norm", "residual_actor", "use_reference"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"RLTConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if self.stride > self.chunk_size:
+            raise ValueError(f"RLTConfig.stride {self.stride} must be <= chunk_size {self.chunk_size} "
+                             "(a transition every `stride` steps of a C-step chunk)")
+        if self.residual_actor and not self.use_reference:
+            raise ValueError("RLTConfig: residual_actor=True needs use_reference=True (the residual is added to ã); "
+                             "set residual_actor=False for the no-reference ablation")
+
+    @property
+    def chunk_flat(self) -> int:
+        """C x A: length of a flattened action chunk."""
+        return self.chunk_size * self.action_dim
+
+    def network_dims(self) -> dict:
+        """The fields a checkpoint's networks depend on (a mismatch on resume is an error)."""
+        keys = ("chunk_size", "action_dim", "token_dim", "proprio_dim", "actor_hidden", "critic_hidden",
+                "critic_layer_norm", "num_critics", "residual_actor", "use_reference")
+        return {k: self.to_dict()[k] for k in keys}

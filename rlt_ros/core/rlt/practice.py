@@ -1,0 +1,359 @@
+"""RLT practice on a simulated arm: the critical-phase protocol, headless and in-process.
+
+Per episode (paper: "RL Token", Xu et al. 2026, "The human in the loop", with a simulated operator):
+
+1. reset (``PracticeConfig.start``: just before the critical phase, the full task, or a curriculum);
+2. the VLA drives, re-queried every ``vla_execute_steps`` steps, until ``info["in_critical_phase"]`` first
+   becomes true: the operator hands over;
+3. critical phase: every ``stride`` steps the VLA is queried on the current observation for its prefix
+   embeddings (-> the state vector z_rl) and its reference chunk ã; every C steps the driver picks a chunk:
+   the RL actor (refining ã, with its fixed-sigma noise) or, during warm-up / for the base arm, the VLA;
+4. the operator marks success (+1, from the simulator's ground truth; ends the episode) or failure (0)
+   when the critical phase exceeds ``critical_timeout_s`` or the episode times out;
+5. only critical-phase transitions are stored (``ChunkRecorder``: one every ``stride`` steps), the learner
+   spends its UTD budget after every chunk (``learner_mode=interleaved``) or in its own thread (``async``).
+
+The environment follows ``rlt_ros.core.sim.env.PegInsertionEnv`` (reset/step/observe, info["success"],
+info["in_critical_phase"], info["time"]) and the VLA ``rlt_ros.core.vla.base.VLABackend`` (infer); tests
+use small fakes with the same interface.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from rlt_ros.core.rlt.configuration_practice import PracticeConfig
+from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+from rlt_ros.core.rlt.learner import CheckpointMismatchError, Learner, RLTAlgorithm, check_compatible
+from rlt_ros.core.rlt.modeling_token import TokenEncoder, pooled_prefix
+from rlt_ros.core.rlt.policy import ActorPolicy
+from rlt_ros.core.rlt.replay import SOURCE_RL, SOURCE_VLA, ChunkRecorder, ReplayBuffer, Transition
+from rlt_ros.core.types import Observation, VLAOutput
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds EVAL_SEED_OFFSET + i (same for every arm)
+
+
+class StateReader:
+    """VLAOutput -> the actor's state vector: z_rl from the RL token, or the pooled prefix (ablation)."""
+
+    def __init__(self, source: str, encoder: TokenEncoder | None = None, embed_dim: int | None = None):
+        if source == "token" and encoder is None:
+            raise ValueError("state_source 'token' needs an RL-token encoder (rlt train-token)")
+        if source == "pooled" and embed_dim is None and encoder is None:
+            raise ValueError("state_source 'pooled' needs the VLA's embed_dim")
+        self.source, self.encoder = source, encoder
+        self.dim = encoder.token_dim if source == "token" else int(embed_dim or encoder.cfg.embed_dim)
+
+    def __call__(self, out: VLAOutput) -> np.ndarray:
+        if self.source == "token":
+            return self.encoder.encode(out.prefix_embeddings, out.prefix_mask)
+        return pooled_prefix(out.prefix_embeddings, out.prefix_mask)
+
+
+@dataclass
+class EpisodeResult:
+    episode: int  # episode id
+    kind: str  # warmup (VLA drives, stored), rl (actor drives, stored), base (VLA, not stored), eval (actor, not stored)
+    success: bool
+    critical_s: float | None  # handover -> end of episode, simulated s (None: never reached the critical phase)
+    episode_s: float  # simulated duration of the whole episode, s
+    transitions: int  # transitions stored
+    updates: int  # learner critic updates after the episode
+    wall_s: float  # wall-clock duration, s
+    sim_total_s: float = 0.0  # simulated practice time so far (this episode included), s
+    learner: dict | None = None  # last learner statistics (critic_loss, q_mean, mu_deviation, ...)
+
+
+def sim_observation(obs: dict, instruction: str, proprio_dim: int | None = None) -> Observation:
+    """The simulator's observation dict -> Observation; proprio is cut to the VLA's ``proprio_dim`` when it
+    takes fewer values (e.g. joint positions + velocities without the end-effector pose)."""
+    proprio = np.asarray(obs["proprio"], np.float32)
+    if proprio_dim is not None and proprio_dim < proprio.shape[0]:
+        proprio = proprio[:proprio_dim]
+    return Observation(images=obs["images"], proprio=proprio, instruction=instruction,
+                       stamp=float(obs.get("stamp", 0.0)))
+
+
+class Practice:
+    """Runs practice episodes on ``env`` with ``vla``; owns the replay buffer and the learner.
+
+    ``out_dir``: where the replay log, checkpoints, episodes.jsonl and the final actor go; an existing run
+    there is resumed (its configuration must match, else CheckpointMismatchError and nothing is touched).
+    """
+
+    def __init__(self, env, vla, state_reader: StateReader, rlt_cfg: RLTConfig, cfg: PracticeConfig,
+                 out_dir: str | Path | None = None, progress: bool = True,
+                 on_transition: Callable[[Transition], None] | None = None, extra_config: dict | None = None):
+        self.env, self.vla, self.reader = env, vla, state_reader
+        self.rlt_cfg, self.cfg = rlt_cfg, cfg
+        self.progress = progress
+        self.on_transition = on_transition
+        self.instruction = getattr(env, "instruction", "")
+        self._check_dims()
+        torch.set_num_threads(cfg.num_threads)
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.results: list[EpisodeResult] = []
+        self.sim_time_s = 0.0
+        self.rng = np.random.default_rng(cfg.seed + 17)
+        if self.out_dir is not None:
+            self._prepare_out_dir(extra_config or {})
+        replay_dir = None if self.out_dir is None else self.out_dir / "replay"
+        self.replay = ReplayBuffer(rlt_cfg.token_dim, rlt_cfg.proprio_dim, rlt_cfg.chunk_size, rlt_cfg.action_dim,
+                                   capacity=rlt_cfg.replay_capacity, directory=replay_dir)
+        self.algorithm = RLTAlgorithm(rlt_cfg)
+        self.learner = Learner(self.algorithm, self.replay,
+                               None if self.out_dir is None else self.out_dir / "checkpoints")
+        self.learner.resume()
+        self._load_episode_log()
+        if cfg.learner_mode == "async":
+            self.policy = self.algorithm.policy()  # an independent copy, refreshed from the weight queue
+        else:
+            self.policy = ActorPolicy(rlt_cfg, self.algorithm.actor, self.algorithm.normalizer)
+
+    # ---- setup ------------------------------------------------------------------------------------
+    def _check_dims(self) -> None:
+        c, e, v = self.rlt_cfg, self.env, self.vla
+        problems = []
+        if c.action_dim != e.action_dim:
+            problems.append(f"RLTConfig.action_dim={c.action_dim} but the arm has {e.action_dim} joints")
+        if c.proprio_dim != e.proprio_dim:
+            problems.append(f"RLTConfig.proprio_dim={c.proprio_dim} but the arm's proprio has {e.proprio_dim}")
+        if c.token_dim != self.reader.dim:
+            problems.append(f"RLTConfig.token_dim={c.token_dim} but the state vector ({self.reader.source}) has "
+                            f"{self.reader.dim}")
+        if v.action_dim != e.action_dim:
+            problems.append(f"the VLA outputs {v.action_dim}-D actions but the arm has {e.action_dim} joints")
+        if v.chunk_size < c.chunk_size:
+            problems.append(f"the VLA's chunk H={v.chunk_size} is shorter than the actor's C={c.chunk_size}")
+        if self.reader.source != self.cfg.state_source:
+            problems.append(f"PracticeConfig.state_source={self.cfg.state_source!r} but the state reader gives "
+                            f"{self.reader.source!r}")
+        if problems:
+            raise ValueError("practice set-up is inconsistent: " + "; ".join(problems))
+
+    def _prepare_out_dir(self, extra: dict) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / "config.json"
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            check_compatible(RLTConfig.from_dict(stored["rlt"]), self.rlt_cfg, f"run in {self.out_dir}")
+            if stored["practice"].get("state_source") != self.cfg.state_source:
+                raise CheckpointMismatchError(
+                    f"the run in {self.out_dir} used state_source={stored['practice'].get('state_source')!r}, "
+                    f"not {self.cfg.state_source!r}; nothing stored was changed")
+        payload = {"rlt": self.rlt_cfg.to_dict(), "practice": self.cfg.to_dict(), **extra}
+        tmp = path.with_name(".config.json.tmp")
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        tmp.replace(path)
+
+    def _load_episode_log(self) -> None:
+        self.next_episode = 0
+        if self.out_dir is not None and (self.out_dir / "episodes.jsonl").is_file():
+            for line in (self.out_dir / "episodes.jsonl").read_text().splitlines():
+                try:
+                    self.results.append(EpisodeResult(**json.loads(line)))
+                except (json.JSONDecodeError, TypeError):
+                    break  # a torn last line from a crash
+        self.sim_time_s = sum(r.episode_s for r in self.results)
+        ids = [r.episode for r in self.results]
+        if len(self.replay):
+            ids.append(int(self.replay.arrays()["episode_id"].max()))
+        self.next_episode = max(ids) + 1 if ids else 0
+
+    # ---- one episode ------------------------------------------------------------------------------
+    def _infer(self, obs: dict) -> VLAOutput:
+        if not obs.get("images"):
+            obs.update(self.env.observe(render=True))
+        return self.vla.infer(sim_observation(obs, self.instruction, getattr(self.vla, "proprio_dim", None)))
+
+    def run_episode(self, episode: int, kind: str, seed: int, start: str) -> EpisodeResult:
+        """kind: warmup | rl | base | eval (see EpisodeResult.kind)."""
+        wall0 = time.perf_counter()
+        env, c = self.env, self.rlt_cfg
+        obs, info = env.reset(seed=seed, options={"start": start})
+        t0 = float(info.get("time", 0.0))
+        obs, info, ended = self._vla_phase(obs, info)
+        if ended:  # the episode ended before the critical phase
+            return self._result(episode, kind, bool(info.get("success", False)), None,
+                                float(info["time"]) - t0, 0, wall0)
+        handover_t = float(info["time"])
+        record = kind in ("warmup", "rl")
+        recorder = ChunkRecorder(episode, c.chunk_size, c.stride, SOURCE_VLA if kind == "warmup" else SOURCE_RL)
+        actor_drives = kind in ("rl", "eval")
+        every = c.stride if record else (c.chunk_size if actor_drives else self.cfg.vla_execute_steps)
+        period = c.chunk_size if actor_drives else self.cfg.vla_execute_steps
+        stored, t, chunk, chunk_t = 0, 0, None, 0
+        while True:
+            if t % every == 0 or t % period == 0:
+                out = self._infer(obs)
+                state, proprio = None, np.asarray(obs["proprio"], np.float32)
+                if record or actor_drives:
+                    state = self.reader(out)
+                if record:
+                    stored += self._store(recorder.observe(state, proprio, out.reference_chunk))
+            if t % period == 0:
+                if actor_drives:
+                    if self.cfg.learner_mode == "async":
+                        self._refresh_async_policy()
+                    chunk = self.policy.act(state, proprio, out.reference_chunk,
+                                            explore=self._explore(kind), rng=self.rng)
+                else:
+                    chunk = out.reference_chunk
+                chunk_t = t
+            action = chunk[t - chunk_t]
+            nxt = t + 1
+            render = (nxt % every == 0) or (nxt % period == 0)
+            obs, _, terminated, truncated, info = env.step(action, render=render)
+            if record:
+                recorder.act(action)
+            t = nxt
+            crit_s = float(info["time"]) - handover_t
+            if terminated or truncated or crit_s >= self.cfg.critical_timeout_s - 1e-9:
+                success = bool(info.get("success", False))
+                if record:
+                    stored += self._store(recorder.finish(1.0 if success else 0.0))
+                    self.replay.sync()
+                break
+            if record and t % c.chunk_size == 0 and self.cfg.learner_mode == "interleaved":
+                self.learner.catch_up()
+        if record and self.cfg.learner_mode == "interleaved":
+            self.learner.catch_up()
+        return self._result(episode, kind, success, crit_s, float(info["time"]) - t0, stored, wall0)
+
+    def _explore(self, kind: str) -> bool:
+        return (kind == "rl" and self.cfg.explore) or (kind == "eval" and self.cfg.eval_explore)
+
+    def _vla_phase(self, obs: dict, info: dict) -> tuple[dict, dict, bool]:
+        """The VLA drives until the critical phase (handover); returns (obs, info, episode_ended)."""
+        k, chunk, i = self.cfg.vla_execute_steps, None, 0
+        while not info.get("in_critical_phase", False):
+            if chunk is None or i >= k:
+                chunk, i = self._infer(obs).reference_chunk, 0
+            obs, _, terminated, truncated, info = self.env.step(chunk[i], render=(i + 1 >= k))
+            i += 1
+            if terminated or truncated:
+                return obs, info, True
+        return obs, info, False
+
+    def _store(self, transitions: list[Transition]) -> int:
+        for tr in transitions:
+            self.replay.add(tr)
+            if self.on_transition is not None:
+                self.on_transition(tr)
+        return len(transitions)
+
+    def _refresh_async_policy(self) -> None:
+        item = self.learner.weights.get()
+        if item is not None:
+            _, weights, cfg_json = item
+            self.policy.update_from_export(weights, cfg_json)
+        while self.learner.pending() > self.cfg.max_lag_updates:  # simulation only: keep the UTD honest
+            self.learner.check()
+            time.sleep(0.002)
+
+    def _result(self, episode, kind, success, crit_s, episode_s, stored, wall0) -> EpisodeResult:
+        if kind in ("warmup", "rl", "base"):
+            self.sim_time_s += episode_s
+        return EpisodeResult(episode=episode, kind=kind, success=bool(success), critical_s=crit_s,
+                             episode_s=episode_s, transitions=stored, updates=self.algorithm.num_updates,
+                             wall_s=time.perf_counter() - wall0, sim_total_s=self.sim_time_s,
+                             learner={k: round(float(v), 5) for k, v in self.learner.stats.items()} or None)
+
+    # ---- the run ----------------------------------------------------------------------------------
+    def episode_seed(self, episode: int) -> int:
+        return self.cfg.seed * 100_003 + episode
+
+    def done(self) -> bool:
+        return len(self.results) >= self.cfg.episodes or self.sim_time_s >= 60.0 * self.cfg.sim_minutes
+
+    def run(self) -> list[EpisodeResult]:
+        """Practise until the episode or simulated-time budget is spent; checkpoints on schedule."""
+        from tqdm import tqdm
+
+        if self.cfg.learner_mode == "async":
+            self.learner.start()
+        bar = tqdm(total=self.cfg.episodes, initial=len(self.results), desc="practice", unit="ep",
+                   disable=not self.progress)
+        try:
+            while not self.done():
+                ep = self.next_episode
+                if self.cfg.policy == "vla":
+                    kind = "base"
+                else:
+                    kind = "rl" if self.learner.ready() else "warmup"
+                res = self.run_episode(ep, kind, self.episode_seed(ep), self.cfg.start_for(len(self.results)))
+                self.next_episode += 1
+                self._log(res)
+                bar.update(1)
+                bar.set_postfix(self.postfix())
+                if self.cfg.checkpoint_every and len(self.results) % self.cfg.checkpoint_every == 0:
+                    self.checkpoint()
+        finally:
+            bar.close()
+            if self.cfg.learner_mode == "async":
+                self.learner.stop()
+        self.checkpoint()
+        return self.results
+
+    def _log(self, res: EpisodeResult) -> None:
+        self.results.append(res)
+        if self.out_dir is not None:
+            with open(self.out_dir / "episodes.jsonl", "a") as f:
+                f.write(json.dumps(asdict(res)) + "\n")
+                f.flush()
+
+    def postfix(self, window: int = 20) -> dict:
+        recent = [r for r in self.results if r.kind in ("rl", "base", "warmup")][-window:]
+        succ = [r.critical_s for r in recent if r.success and r.critical_s is not None]
+        return {"succ": f"{np.mean([r.success for r in recent]):.2f}" if recent else "-",
+                "crit_s": f"{np.median(succ):.2f}" if succ else "-", "upd": self.algorithm.num_updates,
+                "sim_min": f"{self.sim_time_s / 60:.1f}"}
+
+    def checkpoint(self) -> None:
+        if self.out_dir is None or self.cfg.policy == "vla":
+            return
+        self.learner.extra_state = {"episodes": len(self.results), "sim_time_s": self.sim_time_s}
+        self.learner.save()
+        weights, cfg_json = self.learner.export_actor()
+        actor_dir = self.out_dir / "actor"
+        actor_dir.mkdir(exist_ok=True)
+        for name, data in (("actor.safetensors", weights), ("actor_config.json", cfg_json.encode())):
+            tmp = actor_dir / f".{name}.tmp"
+            tmp.write_bytes(data)
+            tmp.replace(actor_dir / name)
+
+    def evaluate(self, episodes: int, kind: str = "eval", start: str | None = None) -> dict:
+        """``episodes`` episodes with seeds EVAL_SEED_OFFSET + i: the actor without noise (kind=eval) or
+        the VLA alone (kind=base); nothing is stored, nothing is learnt."""
+        results = []
+        saved_time = self.sim_time_s
+        for i in range(episodes):
+            results.append(self.run_episode(EVAL_SEED_OFFSET + i, kind, EVAL_SEED_OFFSET + i,
+                                            start or self.cfg.start_for(10**9)))
+        self.sim_time_s = saved_time
+        return summarize(results)
+
+
+def summarize(results: list[EpisodeResult]) -> dict:
+    """Success rate, median critical phase of successes [s], throughput (successes per 10 simulated min)."""
+    n = len(results)
+    succ = [r for r in results if r.success]
+    crit = [r.critical_s for r in succ if r.critical_s is not None]
+    total_s = sum(r.episode_s for r in results)
+    return {
+        "episodes": n,
+        "success_rate": len(succ) / n if n else 0.0,
+        "critical_phase_s": float(np.median(crit)) if crit else None,
+        "throughput_per_10min": (len(succ) / total_s * 600.0) if total_s > 0 else 0.0,
+        "sim_time_s": total_s,
+    }

@@ -1,0 +1,147 @@
+"""RLT actor/critic (stage 2): TD target, reference dropout, residual actor, learning signal, state round trip."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+from rlt_ros.core.rlt.learner import CheckpointMismatchError, RLTAlgorithm, load_checkpoint, save_checkpoint
+from rlt_ros.core.rlt.modeling_actor_critic import reference_dropout_mask, td_target
+from rlt_ros.core.rlt.policy import ActorPolicy, PolicyInputError
+from rlt_ros.core.rlt.replay import Batch
+
+torch.set_num_threads(1)
+
+
+def small_cfg(**kw):
+    base = dict(chunk_size=4, action_dim=2, token_dim=6, proprio_dim=3, actor_hidden=(32, 32),
+                critic_hidden=(32, 32), batch_size=32, warmup_transitions=0, stride=2)
+    return RLTConfig(**{**base, **kw})
+
+
+def random_batch(cfg, b=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    c, a = cfg.chunk_size, cfg.action_dim
+    return Batch(r(b, cfg.token_dim), r(b, cfg.proprio_dim), r(b, c, a), r(b, c, a), torch.zeros(b, c),
+                 torch.zeros(b), r(b, cfg.token_dim), r(b, cfg.proprio_dim), r(b, c, a), torch.zeros(b, dtype=torch.bool))
+
+
+def test_td_target_hand_computed():
+    # C = 3, gamma = 0.9: y = sum_t gamma^{t-1} r_t + gamma^3 (1 - done) min(Q1', Q2')
+    rewards = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    done = torch.tensor([1.0, 0.0, 0.0])
+    next_q = torch.tensor([[2.0, 5.0, 1.0], [3.0, 4.0, 2.0]])  # [K=2, B=3]
+    y = td_target(rewards, done, next_q, 0.9)
+    expected = torch.tensor([0.81 * 1.0, 0.729 * 4.0, 0.5 + 0.729 * 1.0])
+    torch.testing.assert_close(y, expected)
+
+
+def test_reference_dropout_training_only():
+    cfg = small_cfg(ref_dropout=0.5)
+    alg = RLTAlgorithm(cfg)
+    ref = torch.ones(4000, cfg.chunk_flat)
+    dropped = (alg._ref_in(ref, train=True).abs().sum(1) == 0).float().mean().item()
+    assert 0.46 < dropped < 0.54, dropped
+    assert torch.equal(alg._ref_in(ref, train=False), ref)  # inference / targets: always given
+    m = reference_dropout_mask(1000, 0.0)
+    assert torch.all(m == 1)
+    # the inference wrapper always passes ã: a different reference changes the output
+    pol = alg.policy()
+    tok, pro = np.zeros(cfg.token_dim), np.zeros(cfg.proprio_dim)
+    r1 = np.ones((10, cfg.action_dim), np.float32)
+    assert not np.allclose(pol.act(tok, pro, r1), pol.act(tok, pro, 2 * r1))
+    # no pass-through (ablation): the actor never sees ã, even at inference
+    alg2 = RLTAlgorithm(small_cfg(use_reference=False, residual_actor=False))
+    assert torch.all(alg2._ref_in(ref, train=False) == 0)
+    pol2 = alg2.policy()
+    np.testing.assert_allclose(pol2.act(tok, pro, r1), pol2.act(tok, pro, 2 * r1))
+
+
+def test_untrained_residual_actor_reproduces_reference():
+    cfg = small_cfg()
+    pol = RLTAlgorithm(cfg).policy()
+    ref = np.random.default_rng(0).normal(size=(10, cfg.action_dim)).astype(np.float32)
+    out = pol.act(np.ones(cfg.token_dim), np.ones(cfg.proprio_dim), ref)
+    assert out.shape == (cfg.chunk_size, cfg.action_dim)
+    np.testing.assert_allclose(out, ref[: cfg.chunk_size], atol=0.05)
+    noisy = pol.act(np.ones(cfg.token_dim), np.ones(cfg.proprio_dim), ref, explore=True,
+                    rng=np.random.default_rng(1))
+    assert 0.7 * cfg.sigma < np.std(noisy - out) < 1.3 * cfg.sigma  # normalised (here identity) units
+
+
+def test_actor_moves_towards_rewarded_actions():
+    """A one-chunk bandit: reward 1 - |a - (ã + 1)|^2 / 4 per step; the actor should shift from ã towards ã + 1."""
+    cfg = small_cfg(beta=0.01, actor_lr=1e-3, critic_lr=1e-3, sigma=0.3)
+    alg = RLTAlgorithm(cfg)
+    rng = np.random.default_rng(0)
+    b, c, a = 64, cfg.chunk_size, cfg.action_dim
+
+    def batch():
+        ref = rng.normal(size=(b, c, a)).astype(np.float32)
+        act = ref + rng.uniform(-2, 3, size=(b, c, a)).astype(np.float32)
+        rew = (1.0 - ((act - ref - 1.0) ** 2).mean(-1) / 4.0).astype(np.float32)
+        t = lambda x: torch.from_numpy(np.ascontiguousarray(x, np.float32))  # noqa: E731
+        return Batch(t(rng.normal(size=(b, cfg.token_dim))), t(rng.normal(size=(b, cfg.proprio_dim))), t(ref),
+                     t(act), t(rew), torch.ones(b), t(np.zeros((b, cfg.token_dim))),
+                     t(np.zeros((b, cfg.proprio_dim))), t(ref), torch.zeros(b, dtype=torch.bool))
+
+    for _ in range(600):
+        alg.update(batch())
+    pol = alg.policy()
+    ref = rng.normal(size=(16, 10, a)).astype(np.float32)
+    out = pol.act(rng.normal(size=(16, cfg.token_dim)), rng.normal(size=(16, cfg.proprio_dim)), ref)
+    shift = float((out - ref[:, :c]).mean())
+    assert 0.4 < shift < 1.6, shift
+
+
+def test_state_dict_round_trip_continues_identically(tmp_path):
+    cfg = small_cfg()
+    a1 = RLTAlgorithm(cfg)
+    for i in range(5):
+        a1.update(random_batch(cfg, seed=i))
+    buf = io.BytesIO()
+    torch.save(a1.state_dict(), buf)
+    a2 = RLTAlgorithm(small_cfg(seed=7))
+    a2.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), weights_only=False))
+    save_checkpoint(tmp_path, a1)
+    a3 = RLTAlgorithm(small_cfg(seed=9))
+    load_checkpoint(tmp_path, a3)
+    for alg in (a1, a2, a3):
+        alg.update(random_batch(cfg, seed=99))
+        alg.update(random_batch(cfg, seed=100))
+    for other in (a2, a3):
+        for p, q in zip(a1.actor.parameters(), other.actor.parameters()):
+            torch.testing.assert_close(p, q)
+        for p, q in zip(a1.critics.parameters(), other.critics.parameters()):
+            torch.testing.assert_close(p, q)
+    with pytest.raises(CheckpointMismatchError, match="chunk_size"):
+        load_checkpoint(tmp_path, RLTAlgorithm(small_cfg(chunk_size=2)))
+
+
+def test_export_and_policy_input_errors():
+    cfg = small_cfg()
+    alg = RLTAlgorithm(cfg)
+    weights, cfg_json = alg.export()
+    pol = ActorPolicy.from_export(weights, cfg_json, expect=cfg)
+    with pytest.raises(ValueError, match="token_dim"):
+        ActorPolicy.from_export(weights, cfg_json, expect=small_cfg(token_dim=7))
+    with pytest.raises(PolicyInputError, match="token_dim=6"):
+        pol.act(np.zeros(5), np.zeros(3), np.zeros((10, 2)))
+    with pytest.raises(PolicyInputError, match="H >= C"):
+        pol.act(np.zeros(6), np.zeros(3), np.zeros((2, 2)))
+    with pytest.raises(PolicyInputError, match="NaN"):
+        pol.act(np.full(6, np.nan), np.zeros(3), np.zeros((10, 2)))
+
+
+def test_rlt_config_validation():
+    with pytest.raises(ValueError, match="stride"):
+        RLTConfig(chunk_size=4, stride=8)
+    with pytest.raises(ValueError, match="residual_actor"):
+        RLTConfig(use_reference=False)
+    with pytest.raises(ValueError, match="gamma"):
+        RLTConfig(gamma=1.5)
+    cfg = RLTConfig(actor_hidden=(512, 512, 512))
+    assert RLTConfig.from_json(cfg.to_json()) == cfg

@@ -1,0 +1,67 @@
+"""`rlt train-token` and `rlt sim-train` end to end on the real simulator with a tiny random VLA."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rlt_ros.cli import main
+from rlt_ros.core.rlt.modeling_token import TokenDimensionError, TokenEncoder
+from rlt_ros.core.rlt.policy import ActorPolicy
+
+JOINTS = ["base_yaw", "shoulder_pitch", "elbow_pitch", "wrist_pitch", "wrist_roll"]
+
+
+@pytest.fixture(scope="module")
+def tiny_vla(tmp_path_factory):
+    from rlt_ros.core.vla.configuration_builtin import BuiltinVLAConfig
+    from rlt_ros.core.vla.modeling_builtin import BuiltinVLA, save_pretrained
+
+    cfg = BuiltinVLAConfig(image_size=16, patch_size=8, joint_names=JOINTS, action_dim=5, proprio_dim=10,
+                           chunk_size=20, action_queries=10, max_instruction_len=4, width=32, num_layers=1, num_heads=2, head_layers=1)
+    return save_pretrained(BuiltinVLA(cfg), tmp_path_factory.mktemp("vla"))
+
+
+def test_train_token_command(tmp_path, tiny_vla):
+    demos = tmp_path / "demos"
+    demos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        t = 20
+        np.savez(demos / f"ep{i}.npz", images_base=rng.integers(0, 255, (t, 16, 16, 3), dtype=np.uint8),
+                 images_wrist=rng.integers(0, 255, (t, 16, 16, 3), dtype=np.uint8),
+                 proprio=rng.normal(size=(t, 10)).astype(np.float32), actions=rng.normal(size=(t, 5)).astype(np.float32))
+    out = tmp_path / "token"
+    assert main(["train-token", "--vla", str(tiny_vla), "--demos", str(demos), "--out", str(out), "--steps", "10",
+                 "--frame-stride", "2", "--heads", "2", "--token-dim", "8"]) == 0
+    meta = json.loads((out / "token_meta.json").read_text())
+    assert meta["embed_dim"] == 32 and np.isfinite(meta["report"]["val_loss"])
+    enc = TokenEncoder.from_dir(out, expect_embed_dim=32)
+    assert enc.token_dim == 8
+    with pytest.raises(TokenDimensionError):
+        TokenEncoder.from_dir(out, expect_embed_dim=128)
+
+
+def test_sim_train_command_runs_and_resumes(tmp_path, tiny_vla):
+    from rlt_ros.core.rlt.configuration_token import TokenConfig
+    from rlt_ros.core.rlt.modeling_token import RLTokenModel
+
+    token = tmp_path / "token"
+    RLTokenModel(TokenConfig(embed_dim=32, max_tokens=16, heads=2, token_dim=8)).save(token)
+    out = tmp_path / "run"
+    # start 10 mm above the socket: inside the critical phase at once (the random VLA would not get there)
+    args = ["sim-train", "--vla", str(tiny_vla), "--token", str(token), "--out", str(out), "--no-progress",
+            "--sim", "pre_critical_height_mm=10", "--critical-timeout", "0.6", "--checkpoint-every", "1",
+            "--rlt", "warmup_transitions=20", "--rlt", "batch_size=16", "--rlt", "utd=1",
+            "--rlt", "actor_hidden=[32,32]", "--rlt", "critic_hidden=[32,32]", "--eval-episodes", "1"]
+    assert main(args + ["--episodes", "3"]) == 0
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in episodes] == ["warmup", "warmup", "rl"]
+    assert all(e["transitions"] > 0 and e["critical_s"] is not None for e in episodes)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["updates"] > 0 and summary["eval"]["episodes"] == 1
+    policy = ActorPolicy.from_export((out / "actor" / "actor.safetensors").read_bytes(),
+                                     (out / "actor" / "actor_config.json").read_text())
+    assert policy.cfg.action_dim == 5 and policy.cfg.proprio_dim == 17 and policy.cfg.token_dim == 8
+    assert main(args + ["--episodes", "4"]) == 0  # resumes the run: one more episode
+    assert len((out / "episodes.jsonl").read_text().splitlines()) == 4

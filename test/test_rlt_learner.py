@@ -1,0 +1,72 @@
+"""RLT learner loop: UTD budget, background thread, latest-only weight queue, atomic checkpoints."""
+
+import time
+
+import numpy as np
+import torch
+
+from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+from rlt_ros.core.rlt.learner import LatestWeights, Learner, RLTAlgorithm, latest_checkpoint
+from rlt_ros.core.rlt.policy import ActorPolicy
+from rlt_ros.core.rlt.replay import ReplayBuffer, Transition
+
+torch.set_num_threads(1)
+T, P, C, A = 4, 3, 4, 2
+
+
+def cfg(**kw):
+    return RLTConfig(**{**dict(chunk_size=C, action_dim=A, token_dim=T, proprio_dim=P, actor_hidden=(16,),
+                                critic_hidden=(16,), batch_size=8, warmup_transitions=20, utd=5,
+                                critic_updates_per_actor=2, export_every=10), **kw})
+
+
+def fill(rb, n, start=0):
+    rng = np.random.default_rng(start)
+    for i in range(start, start + n):
+        r = lambda *s: rng.normal(size=s)  # noqa: E731
+        rb.add(Transition(0, i, r(T), r(P), r(C, A), r(C, A), np.zeros(C), False, r(T), r(P), r(C, A)))
+
+
+def test_latest_weights_keeps_only_the_newest():
+    q = LatestWeights()
+    assert q.get() is None
+    q.put(1, b"a", "{}")
+    q.put(2, b"b", "{}")
+    assert q.get() == (2, b"b", "{}") and q.get() is None
+
+
+def test_utd_budget_and_critic_actor_ratio():
+    rb = ReplayBuffer(T, P, C, A)
+    learner = Learner(RLTAlgorithm(cfg()), rb)
+    fill(rb, 10)
+    assert not learner.ready() and learner.catch_up() == 0  # below warm-up: no updates
+    fill(rb, 15, start=10)
+    assert learner.catch_up() == 5 * 25
+    assert learner.algorithm.num_updates == 125 and learner.algorithm.num_actor_updates == 62
+    assert bool(learner.algorithm.normalizer.fitted)
+    fill(rb, 2, start=25)
+    assert learner.catch_up() == 10
+
+
+def test_background_thread_spends_budget_and_exports(tmp_path):
+    rb = ReplayBuffer(T, P, C, A)
+    learner = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path, checkpoint_every=50)
+    fill(rb, 30)
+    learner.start()
+    try:
+        deadline = time.time() + 60
+        while learner.algorithm.num_updates < 150 and time.time() < deadline:
+            time.sleep(0.01)
+        fill(rb, 4, start=30)  # the acting side keeps adding while the thread learns
+        while learner.algorithm.num_updates < 170 and time.time() < deadline:
+            time.sleep(0.01)
+    finally:
+        learner.stop()
+    assert learner.algorithm.num_updates == 170  # exactly utd x transitions, never more
+    version, weights, cfg_json = learner.weights.get()
+    assert version == 170
+    policy = ActorPolicy.from_export(weights, cfg_json, expect=learner.cfg)
+    assert policy.act(np.zeros(T), np.zeros(P), np.zeros((C, A))).shape == (C, A)
+    ckpt = latest_checkpoint(tmp_path)
+    assert ckpt is not None and ckpt.name == "checkpoint-000000150"
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary leftovers

@@ -1,0 +1,153 @@
+"""RLT practice loop on fakes: protocol (warm-up, handover, critical-phase-only storage), kill -9 and resume
+without losing a transition, and a configuration mismatch on resume."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlt_fakes import FakeReachEnv, FakeVLA
+from rlt_ros.core.rlt.configuration_practice import PracticeConfig
+from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+from rlt_ros.core.rlt.learner import CheckpointMismatchError
+from rlt_ros.core.rlt.practice import Practice, StateReader
+from rlt_ros.core.rlt.replay import ReplayBuffer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_rlt(**kw):
+    base = dict(chunk_size=10, action_dim=2, token_dim=8, proprio_dim=4, actor_hidden=(32, 32),
+                critic_hidden=(32, 32), batch_size=32, warmup_transitions=60, utd=2)
+    return RLTConfig(**{**base, **kw})
+
+
+def make_practice(out_dir, rlt=None, **kw):
+    cfg = PracticeConfig(**{"episodes": 6, "critical_timeout_s": 3.0, "checkpoint_every": 2,
+                            "state_source": "pooled", **kw})
+    return Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), rlt or small_rlt(), cfg,
+                    out_dir=out_dir, progress=False)
+
+
+def test_practice_protocol_on_fakes(tmp_path):
+    p = make_practice(tmp_path, start="home")
+    results = p.run()
+    kinds = [r.kind for r in results]
+    assert kinds[0] == "warmup" and "rl" in kinds and kinds.index("rl") > 0
+    assert p.algorithm.num_updates > 0 and (tmp_path / "checkpoints" / "latest").is_file()
+    assert (tmp_path / "actor" / "actor.safetensors").is_file()
+    assert len((tmp_path / "episodes.jsonl").read_text().splitlines()) == 6
+    # only critical-phase transitions: every stored state is within the critical distance (0.6 rad)
+    data = p.replay.arrays()
+    assert len(data) == sum(r.transitions for r in results) > 0
+    env = FakeReachEnv()
+    for eid in np.unique(data["episode_id"]):
+        env.reset(seed=p.episode_seed(int(eid)), options={"start": "home"})
+        q = data["proprio"][data["episode_id"] == eid][:, :2]
+        assert np.all(np.linalg.norm(q - env.target, axis=1) < 0.6 + 0.05)
+    assert set(np.unique(data["source"])) <= {0, 1}
+    ev = p.evaluate(3)
+    assert ev["episodes"] == 3 and 0.0 <= ev["success_rate"] <= 1.0
+
+
+DRIVER = textwrap.dedent("""
+    import sys
+    from rlt_fakes import FakeReachEnv, FakeVLA
+    from rlt_ros.core.rlt.configuration_practice import PracticeConfig
+    from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+    from rlt_ros.core.rlt.practice import Practice, StateReader
+    out, episodes = sys.argv[1], int(sys.argv[2])
+    rlt = RLTConfig(chunk_size=10, action_dim=2, token_dim=8, proprio_dim=4, actor_hidden=(32, 32),
+                    critic_hidden=(32, 32), batch_size=32, warmup_transitions=60, utd=2)
+    cfg = PracticeConfig(episodes=episodes, critical_timeout_s=3.0, checkpoint_every=2, state_source="pooled")
+    p = Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), rlt, cfg, out_dir=out,
+                 progress=False, on_transition=lambda tr: print("T", tr.episode_id, tr.index, flush=True))
+    print("START", p.algorithm.num_updates, len(p.replay), len(p.results), flush=True)
+    p.run()
+    print("END", p.algorithm.num_updates, len(p.replay), len(p.results), flush=True)
+""")
+
+
+def _driver(tmp_path, out, episodes):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "test")])}
+    return subprocess.Popen([sys.executable, str(script), str(out), str(episodes)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_kill_minus_9_and_resume_loses_no_transition(tmp_path):
+    out = tmp_path / "run"
+    proc = _driver(tmp_path, out, 10_000)
+    seen: list[tuple[int, int]] = []
+    deadline = time.time() + 120
+    try:
+        for line in proc.stdout:
+            if line.startswith("T "):
+                _, eid, idx = line.split()
+                seen.append((int(eid), int(idx)))
+            ckpt = out / "checkpoints" / "latest"
+            if ckpt.is_file() and len(seen) > 150 and seen[-1][0] >= 3:
+                break  # mid-episode, after at least one checkpoint
+            assert time.time() < deadline, "driver too slow"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    stored = ReplayBuffer(8, 4, 10, 2, directory=out / "replay").arrays()
+    have = set(zip(stored["episode_id"].tolist(), stored["index"].tolist()))
+    assert set(seen) <= have, f"lost {sorted(set(seen) - have)[:5]}"
+    ckpt_state = json.loads((out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+                             / "state.json").read_text())
+    # resume: the learner continues from the checkpoint, the whole buffer is there, practice goes on
+    done = len((out / "episodes.jsonl").read_text().splitlines())
+    proc = _driver(tmp_path, out, done + 2)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    start = next(line for line in stdout.splitlines() if line.startswith("START")).split()
+    end = next(line for line in stdout.splitlines() if line.startswith("END")).split()
+    assert int(start[1]) == ckpt_state["counters"]["num_updates"] > 0
+    assert int(start[2]) == len(stored)
+    assert int(end[2]) > len(stored) and int(end[3]) == done + 2
+    stored2 = ReplayBuffer(8, 4, 10, 2, directory=out / "replay").arrays()
+    assert have <= set(zip(stored2["episode_id"].tolist(), stored2["index"].tolist()))
+    new_eps = set(stored2["episode_id"].tolist()) - set(stored["episode_id"].tolist())
+    assert new_eps and min(new_eps) > max(stored["episode_id"])  # no episode id reused
+
+
+def test_resume_with_other_config_is_refused_and_keeps_everything(tmp_path):
+    make_practice(tmp_path, episodes=3).run()
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(CheckpointMismatchError, match="actor_hidden: stored \\[32, 32\\] vs requested \\[64, 64\\]"):
+        make_practice(tmp_path, rlt=small_rlt(actor_hidden=(64, 64)))
+    with pytest.raises(CheckpointMismatchError, match="state_source"):
+        _token_practice(tmp_path)
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def _token_practice(out):
+    from rlt_ros.core.rlt.configuration_token import TokenConfig
+    from rlt_ros.core.rlt.modeling_token import RLTokenModel, TokenEncoder
+
+    enc = TokenEncoder(RLTokenModel(TokenConfig(embed_dim=8, width=16, heads=2, token_dim=8, max_tokens=8)))
+    return Practice(FakeReachEnv(), FakeVLA(), StateReader("token", enc), small_rlt(),
+                    PracticeConfig(state_source="token"), out_dir=out, progress=False)
+
+
+def test_async_learner_mode_on_fakes(tmp_path):
+    p = make_practice(None, learner_mode="async", max_lag_updates=50, episodes=8)
+    results = p.run()
+    assert len(results) == 8 and p.algorithm.num_updates > 0
+    assert p.learner._thread is None and p.learner.error is None  # stopped cleanly
+    # the acting copy received exported weights (not the live networks)
+    assert p.policy.actor is not p.algorithm.actor
