@@ -1,8 +1,8 @@
 """Sample efficiency of RLT on the simulated precision insertion, with the paper's ablations.
 
-    python bench/sample_efficiency.py                  # full run: 3 seeds, every arm, same budget
-    python bench/sample_efficiency.py --quick          # smoke run (a couple of minutes)
-    python bench/sample_efficiency.py --episodes 300 --minutes 60 --seeds 0 1 2 --jobs 2
+    python bench/sample_efficiency.py                  # 3 seeds, every arm, 40 episodes each (estimated 1.5-2 h on 2 cores)
+    python bench/sample_efficiency.py --quick          # smoke run (a few minutes)
+    python bench/sample_efficiency.py --episodes 400 --minutes 120 --jobs 2   # a larger budget (many hours on CPU)
 
 Arms (every RL arm gets the same practice budget: --episodes / --minutes of simulated time, warm-up
 included, then --eval-episodes noise-free evaluation episodes on the same evaluation seeds):
@@ -60,7 +60,7 @@ def job_command(arm: str, seed: int, args, out: Path) -> list[str]:
         cmd += ["--episodes", str(args.episodes), "--minutes", str(args.minutes)]
     if args.vla:
         cmd += ["--vla", args.vla]
-    if arm not in ("base", "no_token"):
+    if arm != "no_token":  # base loads the token too (unused: the VLA drives)
         cmd += ["--token", str(args.token)]
     for kv in args.rlt:
         cmd += ["--rlt", kv]
@@ -213,8 +213,9 @@ def markdown(results, spread, budget, seeds, command: str) -> str:
         lines.append(f"| {arm} | {fmt(r['success_rate'], sd['success_rate'])} | "
                      f"{fmt(r['critical_phase_s'], sd['critical_phase_s'])} | {speed} | "
                      f"{fmt(r['throughput_per_10min'], sd['throughput_per_10min'], 1)} |")
+    reused = " (finished runs reused from --work: their time is not included)" if budget.get("reused") else ""
     lines += ["", f"Wall clock of the whole benchmark: {budget.get('wall_minutes', 'n/a')} min with {budget['jobs']} "
-              f"parallel run(s) (one torch thread each).", ""]
+              f"parallel run(s) (one torch thread each){reused}.", ""]
     if budget.get("cpu_minutes"):
         lines += ["CPU minutes per run (practice + evaluation, mean over seeds): " + ", ".join(
             f"{arm} {v:.1f}" for arm, v in budget["cpu_minutes"].items()), ""]
@@ -225,10 +226,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, a few episodes")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--episodes", type=int, default=150, help="practice episodes per RL arm (warm-up included)")
-    ap.add_argument("--minutes", type=float, default=30.0, help="simulated practice minutes per RL arm")
-    ap.add_argument("--eval-episodes", type=int, default=30, help="evaluation episodes per run")
-    ap.add_argument("--critical-timeout", type=float, default=10.0, help="operator failure timeout [s]")
+    ap.add_argument("--episodes", type=int, default=40,
+                    help="practice episodes per RL arm (warm-up included); 40 keeps `make bench` near 90 min on 2 cores")
+    ap.add_argument("--minutes", type=float, default=10.0, help="simulated practice minutes per RL arm")
+    ap.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes per run")
+    ap.add_argument("--critical-timeout", type=float, default=12.0, help="operator failure timeout [s]")
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
     ap.add_argument("--vla", default=None, help="VLA checkpoint (default: the shipped built-in VLA)")
@@ -255,7 +257,7 @@ def main() -> int:
            for arm in args.arms}
     budget = {"cpu_minutes": cpu, "episodes": args.episodes, "sim_minutes": args.minutes, "eval_episodes": args.eval_episodes,
               "critical_timeout_s": args.critical_timeout, "rlt_overrides": args.rlt, "jobs": args.jobs,
-              "quick": args.quick, "wall_minutes": round((time.time() - t0) / 60, 1),
+              "quick": args.quick, "reused": args.reuse, "wall_minutes": round((time.time() - t0) / 60, 1),
               "vla": args.vla or "builtin:default", "token": str(args.token)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sample_efficiency.json").write_text(

@@ -92,3 +92,18 @@ def test_weights_swap_between_chunks_and_intervention_relabels():
     np.testing.assert_allclose(human.reference[-1], [0.02, 0.0, -0.02], atol=1e-6)
     with pytest.raises(ValueError, match="actor weights do not match"):
         c.stage_weights(*RLTAlgorithm(RLTConfig(chunk_size=4, action_dim=3, token_dim=9, proprio_dim=6)).export())
+
+
+def test_shipped_token_matches_shipped_vla(tmp_path):
+    import json
+    import shutil
+
+    from rlt_ros.core.checkpoints import check_token_matches_vla, token_checkpoint
+    check_token_matches_vla(None, None)  # the shipped pair belongs together
+    other = tmp_path / "token"
+    shutil.copytree(token_checkpoint(), other)
+    meta = json.loads((other / "token_meta.json").read_text())
+    meta["vla_weights_sha256"] = "0" * 64
+    (other / "token_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="retrain it with `rlt train-token"):
+        check_token_matches_vla(other, None)

@@ -84,7 +84,10 @@ def test_rlt_launch_train_graph_comes_up_and_stops_on_ctrl_c(ros_domain, ros_nod
 
     expected = {s.name for s in graph.graph("train", "sim")}
     log = open(tmp_path / "launch.log", "wb")
-    launcher = subprocess.Popen([sys.executable, "-m", "rlt_ros.cli", "launch", "train", "arm:=sim"], cwd=ROOT,
+    params = tmp_path / "params.yaml"  # keep the learner's replay and checkpoints out of the checkout
+    params.write_text(f"learner:\n  ros__parameters:\n    learner:\n      output_dir: {tmp_path / 'learner'}\n")
+    launcher = subprocess.Popen([sys.executable, "-m", "rlt_ros.cli", "launch", "train", "arm:=sim",
+                                 f"params:={params}"], cwd=ROOT,
                                 env=ros_domain, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def up():

@@ -101,9 +101,12 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
 
     # the success mark became a terminal reward in the learner's on-disk replay
     success_ids = {e.episode_id for e in events if e.type == EventType.SUCCESS}
-    rlt = {k: v for k, v in yaml.safe_load(open(graph_mod.config_dir() / "rlt.yaml"))["/**"]["ros__parameters"]
-           ["rlt"].items()}
-    replay = ReplayBuffer(rlt["token_dim"], 17, rlt["chunk_size"], 5, directory=tmp_path / "learner" / "replay")
+    from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+    params = {**yaml.safe_load(open(graph_mod.config_dir() / "rlt.yaml"))["/**"]["ros__parameters"]["rlt"],
+              **yaml.safe_load(open(graph_mod.config_dir() / "arms" / "sim.yaml"))["/**"]["ros__parameters"]["rlt"]}
+    rlt = RLTConfig(**params)
+    replay = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
+                          directory=tmp_path / "learner" / "replay")
     data = replay.arrays()
     terminal = data[data["done"] == 1]
     assert any(int(t["episode_id"]) in success_ids and t["rewards"].sum() == 1.0 for t in terminal)

@@ -29,3 +29,25 @@ def load_token_encoder(path: str | Path | None = None, expect_embed_dim: int | N
         raise FileNotFoundError(f"RL-token checkpoint {directory} does not exist; train one with `rlt train-token` "
                                 "or set vla.token_checkpoint")
     return TokenEncoder.from_dir(directory, expect_embed_dim=expect_embed_dim)
+
+
+def check_token_matches_vla(token_dir: str | Path | None, vla_dir: str | Path | None) -> None:
+    """Raise when the RL token was trained on other VLA weights than those at ``vla_dir``.
+
+    The RL token reads one VLA's prefix embeddings; another VLA (even of the same width) gives it
+    meaningless input. ``rlt train-token`` records the VLA weights' sha256 in token_meta.json.
+    """
+    import hashlib
+    import json
+
+    meta_path = Path(token_dir or token_checkpoint()) / "token_meta.json"
+    weights = Path(vla_dir or base_vla_checkpoint()) / "model.safetensors"
+    if not meta_path.is_file() or not weights.is_file():
+        return  # nothing recorded (or a backend without a single weights file): cannot check
+    expected = json.loads(meta_path.read_text()).get("vla_weights_sha256")
+    if not expected:
+        return
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    if digest != expected:
+        raise ValueError(f"the RL token in {meta_path.parent} was trained on VLA weights {expected[:12]}..., but "
+                         f"{weights} is {digest[:12]}...: retrain it with `rlt train-token --vla {weights.parent}`")

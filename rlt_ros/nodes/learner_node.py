@@ -47,6 +47,7 @@ class LearnerNode(RltNode):
             raise ValueError(f"rlt.action_dim = {rlt.action_dim} but the arm has {len(self.arm_config.joint_names)} "
                              "joints")
         out = Path(cfg.output_dir).expanduser()
+        self.get_logger().info(f"loading the replay buffer and checkpoints of {out}")
         self.replay = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
                                    rlt.replay_capacity, out / "replay", sync_every=cfg.sync_every)
         self.learner = Learner(RLTAlgorithm(rlt), self.replay, out / "checkpoints", cfg.checkpoint_every)

@@ -44,13 +44,15 @@ class VLANode(RltNode):
 
     def __init__(self):
         super().__init__("vla")
-        from rlt_ros.core.checkpoints import load_token_encoder
+        from rlt_ros.core.checkpoints import check_token_matches_vla, load_token_encoder
         from rlt_ros.core.vla import load_backend
 
         cfg, arm = self.vla_config, self.arm_config
         self.backend = load_backend(cfg.backend, cfg.checkpoint or None, device=cfg.device)
         self.backend.check_compatible(arm.joint_names, len(arm.joint_names))
         self.encoder = load_token_encoder(cfg.token_checkpoint or None, expect_embed_dim=self.backend.embed_dim)
+        if cfg.backend == "builtin":
+            check_token_matches_vla(cfg.token_checkpoint or None, cfg.checkpoint or None)
         self.phase = PhaseTracker()
         self.skipped = self.rejected = self.published = 0
         self.latency: deque[float] = deque(maxlen=500)
