@@ -107,3 +107,15 @@ def test_shipped_token_matches_shipped_vla(tmp_path):
     (other / "token_meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="retrain it with `rlt train-token"):
         check_token_matches_vla(other, None)
+
+
+def test_initial_weights_from_a_sim_train_actor_folder(tmp_path):
+    algo = RLTAlgorithm(RLT)
+    weights, config_json = algo.export()
+    (tmp_path / "actor.safetensors").write_bytes(weights)
+    (tmp_path / "actor_config.json").write_text(config_json)
+    c = ChunkController(ActorConfig(autostart=True, initial_weights=str(tmp_path)), RLT, ARM)
+    assert c.policy is not None
+    with pytest.raises(ValueError, match="actor_config.json does not exist"):
+        (tmp_path / "actor_config.json").unlink()
+        ChunkController(ActorConfig(initial_weights=str(tmp_path)), RLT, ARM)

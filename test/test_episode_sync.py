@@ -62,3 +62,20 @@ def test_sync_matches_within_skew_and_reports_stale():
     sync.add("cam", 1.0, "out of order")
     stats = sync.stats()
     assert stats["cam"].out_of_order == 1 and stats["cam"].stale == 1 and stats["joints"].stale == 1
+
+
+def test_demo_progress_splits_base_and_practice():
+    import io
+
+    from rlt_ros.commands.demo import Progress, summary
+    p, m = Progress(io.StringIO()), EpisodeManager()
+    for e in (m.start(0.0), m.handover(1.0), m.mark(True, 3.0)):
+        p.on_event(e)  # before the actor's first weights: the base policy
+    p.on_weights(type("W", (), {"version": 10})())
+    for t in (4.0, 10.0):
+        for e in (m.start(t), m.handover(t + 1), m.mark(False, t + 2)):
+            p.on_event(e)
+    assert "episode 3 IDLE" in p.line(5.0) and "success 1/3" in p.line(5.0)
+    table = summary(p, 20)
+    assert "| base VLA (before the actor's first weights) | 1 | 100% | 2.00 |" in table
+    assert "| RLT, last 20 episodes of practice | 2 | 0% | - |" in table

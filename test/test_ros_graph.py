@@ -26,7 +26,6 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
     from rlt_ros import graph as graph_mod
     from rlt_ros.commands.launch import GraphProcesses
     from rlt_ros.core.arm import ArmConfig
-    from rlt_ros.core.config_fields import from_dict
     from rlt_ros.core.interfaces import ChunkSource, EventType
     from rlt_ros.core.rlt.replay import ReplayBuffer
     from rlt_ros.msg import ActionChunk, ActorWeights, EpisodeEvent, LearnerStats
@@ -34,7 +33,7 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
     from rlt_ros.ros.conversions import event_from_msg
 
     import yaml
-    arm = from_dict(ArmConfig, yaml.safe_load(open(graph_mod.config_dir() / "arms" / "sim.yaml"))
+    arm = ArmConfig(**yaml.safe_load(open(graph_mod.config_dir() / "arms" / "sim.yaml"))
                     ["/**"]["ros__parameters"]["arm"])
     fast = {"rlt.warmup_transitions": 30, "rlt.batch_size": 16, "rlt.export_every": 10, "rlt.utd": 1}
     overrides = {"learner": {"learner.output_dir": str(tmp_path / "learner"), **fast},

@@ -17,8 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from rlt_ros.core.episode import EpisodeRecord, EpisodeStats
-from rlt_ros.core.interfaces import EventType, Phase
+from rlt_ros.core.episode import EpisodeRecord, EpisodeStats, PhaseTracker
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +34,7 @@ class Progress:
 
     def __init__(self, out=sys.stdout):
         self.stats = EpisodeStats()
-        self.phase, self.episode = Phase.IDLE, 0
+        self.tracker = PhaseTracker()
         self.updates = self.transitions = 0
         self.first_weights_at_episode: int | None = None
         self.base: list[EpisodeRecord] = []
@@ -46,10 +45,7 @@ class Progress:
 
     def on_event(self, event) -> None:
         with self._lock:
-            self.episode = max(self.episode, event.episode_id)
-            self.phase = {EventType.START: Phase.VLA, EventType.HANDOVER: Phase.RL,
-                          EventType.INTERVENTION_START: Phase.INTERVENTION}.get(event.type, Phase.IDLE
-                                                                                  if event.type.terminal else self.phase)
+            self.tracker.apply(event)
             record = self.stats.apply(event)
             if record is not None and self.first_weights_at_episode is None:
                 self.base.append(record)
@@ -63,14 +59,15 @@ class Progress:
     def on_weights(self, msg) -> None:
         with self._lock:
             if self.first_weights_at_episode is None:
-                self.first_weights_at_episode = self.episode
+                self.first_weights_at_episode = self.tracker.episode_id
                 self.out.write(f"\n[demo] actor weights v{msg.version} reached the actor side at episode "
-                               f"{self.episode}: practice with the RL actor begins\n")
+                               f"{self.tracker.episode_id}: practice with the RL actor begins\n")
 
     def line(self, elapsed: float) -> str:
         h = self.stats.history
         crit = self.stats.median_critical_s(10)
-        return (f"[demo] {int(elapsed // 60)}:{int(elapsed % 60):02d} episode {self.episode} {self.phase.name:<12} "
+        return (f"[demo] {int(elapsed // 60)}:{int(elapsed % 60):02d} episode {self.tracker.episode_id} "
+                f"{self.tracker.phase.name:<12} "
                 f"| success {sum(r.success for r in h)}/{len(h)} (last 10: {100 * self.stats.success_rate(10):.0f}%) "
                 f"| critical {'-' if math.isnan(crit) else f'{crit:.2f} s'} | updates {self.updates} "
                 f"| transitions {self.transitions}")

@@ -34,7 +34,7 @@ class ActorConfig:
     max_joint_state_age_s: float = 0.2  # hold (send nothing) when the joint states are older than this [s]
     max_teleop_age_s: float = 0.3  # during an intervention, hold when the teleop input is older than this [s]
     vla_execute_steps: int = 30  # VLA phase: rows of ã executed before replanning on a newer token (the base VLA is tuned for 30)
-    initial_weights: str = ""  # actor export to start from: <path>.safetensors + <path>.json ('' = pass ã through until the learner sends weights)
+    initial_weights: str = ""  # folder with actor.safetensors + actor_config.json to start from ('' = pass ã through until the learner sends weights)
     seed: int = 0  # seed of the exploration noise
 
     def __post_init__(self):
@@ -195,22 +195,14 @@ class ChunkController:
         self._recorder.act(row, human=human)
 
 
-def load_policy_file(path: str, rlt: RLTConfig) -> ActorPolicy:
-    """An actor export saved as <path>.safetensors + <path>.json (see ``save_policy_file``)."""
+def load_policy_file(directory: str, rlt: RLTConfig) -> ActorPolicy:
+    """The actor saved in ``directory`` as actor.safetensors + actor_config.json (what `rlt sim-train`
+    writes to <out>/actor), checked against this actor's configuration."""
     from pathlib import Path
 
-    base = Path(path).with_suffix("")
-    weights, meta = base.with_suffix(".safetensors"), base.with_suffix(".json")
+    weights, meta = Path(directory) / "actor.safetensors", Path(directory) / "actor_config.json"
     for f in (weights, meta):
         if not f.is_file():
-            raise ValueError(f"actor.initial_weights: {f} does not exist (expected {base}.safetensors + .json)")
+            raise ValueError(f"actor.initial_weights: {f} does not exist (expected a folder with actor.safetensors "
+                             "and actor_config.json, e.g. the actor/ folder of `rlt sim-train --out`)")
     return ActorPolicy.from_export(weights.read_bytes(), meta.read_text(), expect=rlt)
-
-
-def save_policy_file(path: str, weights: bytes, config_json: str) -> None:
-    from pathlib import Path
-
-    base = Path(path).with_suffix("")
-    base.parent.mkdir(parents=True, exist_ok=True)
-    base.with_suffix(".safetensors").write_bytes(weights)
-    base.with_suffix(".json").write_text(config_json)

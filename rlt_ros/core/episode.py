@@ -9,7 +9,6 @@ state (marking when no episode runs, a double mark, a handover outside the VLA p
 from __future__ import annotations
 
 import statistics
-from collections import deque
 from dataclasses import dataclass
 
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase
@@ -46,7 +45,11 @@ class EpisodeManager:
         self.episode_id = 0
         self._next_id = first_episode_id
         self._started_at = self._handover_at = None
-        self.history: deque[EpisodeRecord] = deque(maxlen=10_000)
+        self.stats = EpisodeStats(self.config.stats_window)
+
+    @property
+    def history(self) -> list[EpisodeRecord]:
+        return self.stats.history
 
     # --- transitions ---------------------------------------------------------------------------
     def start(self, now: float) -> EpisodeEventPacket:
@@ -99,20 +102,16 @@ class EpisodeManager:
             raise EpisodeError(f"episode {self.episode_id} is running; end it before a reset")
         return EpisodeEventPacket(now, max(self.episode_id, 1), EventType.RESET, EventSource.SYSTEM)
 
-    # --- statistics ----------------------------------------------------------------------------
     def success_rate(self, window: int | None = None) -> float:
-        recent = list(self.history)[-(window or self.config.stats_window):]
-        return sum(r.success for r in recent) / len(recent) if recent else 0.0
+        return self.stats.success_rate(window)
 
     def median_critical_s(self, window: int | None = None) -> float:
-        recent = [r.critical_s for r in list(self.history)[-(window or self.config.stats_window):]
-                  if r.success and r.critical_s is not None]
-        return statistics.median(recent) if recent else float("nan")
+        return self.stats.median_critical_s(window)
 
     # --- internals -----------------------------------------------------------------------------
     def _end(self, outcome: EventType, now: float, source: EventSource, note: str) -> EpisodeEventPacket:
         critical = None if self._handover_at is None else now - self._handover_at
-        self.history.append(EpisodeRecord(self.episode_id, outcome == EventType.SUCCESS, outcome,
+        self.stats.history.append(EpisodeRecord(self.episode_id, outcome == EventType.SUCCESS, outcome,
                                           now - self._started_at, critical))
         event = self._event(now, outcome, source, reward=1.0 if outcome == EventType.SUCCESS else 0.0, note=note)
         self.phase = Phase.IDLE
