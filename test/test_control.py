@@ -9,6 +9,7 @@ from rlt_ros.core.episode import EpisodeManager
 from rlt_ros.core.interfaces import ChunkSource, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import RLTAlgorithm
+from rlt_ros.core.rlt.reference import ReferencePlan
 
 JOINTS = ("a", "b", "c")
 ARM = ArmConfig(name="sim", joint_names=JOINTS, position_lower=(-1,) * 3, position_upper=(1,) * 3,
@@ -119,3 +120,48 @@ def test_initial_weights_from_a_sim_train_actor_folder(tmp_path):
     with pytest.raises(ValueError, match="actor_config.json does not exist"):
         (tmp_path / "actor_config.json").unlink()
         ChunkController(ActorConfig(initial_weights=str(tmp_path)), RLT, ARM)
+
+
+def test_reference_plan_follows_one_chunk_for_execute_steps_rows():
+    plan = ReferencePlan(execute_steps=6, chunk_size=4)
+    first, second = np.arange(10)[:, None] * np.ones((1, 3)), 100 + np.arange(10)[:, None] * np.ones((1, 3))
+    assert plan.due()
+    np.testing.assert_array_equal(plan.decide(first)[:, 0], [0, 1, 2, 3])
+    plan.step(2)
+    np.testing.assert_array_equal(plan.window()[:, 0], [2, 3, 4, 5])  # a recording point between decisions
+    plan.step(2)
+    np.testing.assert_array_equal(plan.decide(second)[:, 0], [4, 5, 6, 7])  # 4 < 6 rows gone: not due yet
+    plan.step(4)
+    np.testing.assert_array_equal(plan.window()[:, 0], [8, 9, 9, 9])  # past the end: last row repeated
+    np.testing.assert_array_equal(plan.decide(second)[:, 0], [100, 101, 102, 103])  # 8 >= 6: replanned
+    plan.reset()
+    assert plan.due()
+    with pytest.raises(ValueError, match="H >= C"):
+        plan.decide(np.zeros((2, 3)))
+
+
+def test_rl_phase_reference_is_the_vla_plan_not_each_fresh_chunk():
+    """Warm-up passes ã through: with ã = the executing plan the actor replays the base policy exactly
+    (a chunk followed for vla_execute_steps rows), though every token brings a fresh chunk."""
+    c, m = make(vla_execute_steps=8), EpisodeManager()
+    c.on_event(m.start(0.0))
+    c.on_event(m.handover(0.0))
+    rows, refs = [], []
+    for i in range(16):
+        t = i * DT
+        c.set_joint_state(np.zeros(3), t, t)
+        fresh = token(t, m.episode_id)
+        fresh.reference_chunk[:] = (i * 0.002 + np.arange(10) * 0.001)[:, None]  # chunk queried at step i
+        c.set_token(fresh, t)
+        step = c.tick(t)
+        if step.command is not None:
+            rows.append(step.command.positions[:, 0])
+        refs += [tr.reference[:, 0] for tr in step.transitions]
+    # decisions at steps 0, 4 (same plan, rows 4..7), 8 (replanned from the chunk of step 8), 12
+    expected = [np.arange(4) * 0.001, np.arange(4, 8) * 0.001, 0.016 + np.arange(4) * 0.001,
+                0.016 + np.arange(4, 8) * 0.001]
+    for got, want in zip(rows, expected):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert len(rows) == 4
+    np.testing.assert_allclose(refs[0], np.arange(4) * 0.001, atol=1e-6)  # step 0: the window at row 0
+    np.testing.assert_allclose(refs[1], np.arange(2, 6) * 0.001, atol=1e-6)  # step 2: the window at row 2

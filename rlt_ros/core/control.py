@@ -4,7 +4,9 @@
 clamped chunk of absolute joint targets, only when a new one starts) and the critical-phase
 transitions that just closed. Phases follow /rlt/events (``PhaseTracker``):
   VLA          execute the first ``vla_execute_steps`` rows of the newest reference chunk ã, replan
-  RL           every C steps: a = actor(z_rl, proprio, ã) (ã itself until weights arrive: warm-up)
+  RL           every C steps: a = actor(z_rl, proprio, ã) (ã itself until weights arrive: warm-up), where ã is
+               the next C rows of the VLA's executing plan (``ReferencePlan``, replanned every
+               ``vla_execute_steps`` rows), so the untrained actor behaves as the base policy
   INTERVENTION execute the newest teleop target (the transition's ã is relabelled to it)
 A stale token or joint state holds the arm at its measured position; weights staged by another
 thread are swapped in only at a chunk boundary.
@@ -22,6 +24,7 @@ from rlt_ros.core.episode import PhaseTracker
 from rlt_ros.core.interfaces import ChunkSource, EpisodeEventPacket, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.policy import ActorPolicy
+from rlt_ros.core.rlt.reference import ReferencePlan
 from rlt_ros.core.rlt.replay import SOURCE_HUMAN, SOURCE_RL, SOURCE_VLA, ChunkRecorder, Transition
 
 
@@ -33,7 +36,7 @@ class ActorConfig:
     max_token_age_s: float = 0.3  # hold position when the newest RL token is older than this [s]
     max_joint_state_age_s: float = 0.2  # hold (send nothing) when the joint states are older than this [s]
     max_teleop_age_s: float = 0.3  # during an intervention, hold when the teleop input is older than this [s]
-    vla_execute_steps: int = 30  # VLA phase: rows of ã executed before replanning on a newer token (the base VLA is tuned for 30)
+    vla_execute_steps: int = 30  # rows of a VLA chunk executed (VLA phase) or used as the actor's reference (RL phase) before replanning on a newer token (the base VLA is tuned for 30)
     initial_weights: str = ""  # folder with actor.safetensors + actor_config.json to start from ('' = pass ã through until the learner sends weights)
     seed: int = 0  # seed of the exploration noise
 
@@ -77,6 +80,7 @@ class ChunkController:
         self._teleop = None
         self._teleop_at = -np.inf
         self._plan: np.ndarray | None = None
+        self._reference = ReferencePlan(config.vla_execute_steps, rlt.chunk_size)
         self._plan_source = ChunkSource.HOLD
         self._index = 0
         self._holding = False
@@ -110,6 +114,7 @@ class ChunkController:
             if not self.tracker.apply(event):
                 return []
             self._plan = None  # every phase change replans on the next tick
+            self._reference.reset()
             out: list[Transition] = []
             if event.type.terminal and self._recorder is not None:
                 out = self._recorder.finish(event.reward, terminal=True)
@@ -142,13 +147,16 @@ class ChunkController:
         if human:
             if now - self._teleop_at > c.max_teleop_age_s:
                 return self._hold("intervention without fresh teleop input: holding position")
+            self._reference.decide(token.reference_chunk)
             self._start_plan(self._teleop[None], ChunkSource.HUMAN, step)
         elif self._plan is None or self._index >= len(self._plan):
             self._new_plan(token, step)
         row = self._plan[self._index]
         self._index += 1
-        if self.tracker.phase in (Phase.RL, Phase.INTERVENTION) and c.record:
-            self._record(token, row, human, step)
+        if self.tracker.phase in (Phase.RL, Phase.INTERVENTION):
+            if c.record:
+                self._record(token, row, human, step)
+            self._reference.step()
         return step
 
     def _new_plan(self, token: TokenPacket, step: Step) -> None:
@@ -157,10 +165,10 @@ class ChunkController:
         if self._staged is not None:  # swap weights only between chunks
             self.policy, self._staged = self._staged, None
             self.counters["weight_swaps"] += 1
+        ref = self._reference.decide(token.reference_chunk)
         if self.policy is None:  # VLA warm-up: pass the reference through
-            return self._start_plan(token.reference_chunk[: self.rlt.chunk_size], ChunkSource.VLA, step)
-        chunk = self.policy.act(token.token, token.proprio, token.reference_chunk,
-                                explore=self.config.explore, rng=self._rng)
+            return self._start_plan(ref, ChunkSource.VLA, step)
+        chunk = self.policy.act(token.token, token.proprio, ref, explore=self.config.explore, rng=self._rng)
         self._start_plan(chunk, ChunkSource.ACTOR, step)
 
     def _start_plan(self, rows: np.ndarray, source: ChunkSource, step: Step) -> None:
@@ -189,7 +197,7 @@ class ChunkController:
         self._recorder.source = (SOURCE_HUMAN if human else
                                  SOURCE_RL if self._plan_source == ChunkSource.ACTOR else SOURCE_VLA)
         if self._recorder.needs_observation():
-            closed = self._recorder.observe(token.token, token.proprio, token.reference_chunk)
+            closed = self._recorder.observe(token.token, token.proprio, self._reference.window())
             step.transitions.extend(closed)
             self.counters["transitions"] += len(closed)
         self._recorder.act(row, human=human)

@@ -25,7 +25,7 @@ class PracticeConfig(ConfigMixin):
     start: str = "pre_critical"  # episode start: pre_critical (just before the critical phase), home (full task), curriculum
     curriculum_episodes: int = 100  # with start=curriculum: episodes from pre_critical before switching to home
     critical_timeout_s: float = 15.0  # the operator marks failure when the critical phase lasts longer, s
-    vla_execute_steps: int = 10  # VLA phase: steps of each VLA chunk executed before re-querying it
+    vla_execute_steps: int = 30  # steps of each VLA chunk executed before re-querying it (before and, as the reference plan, after handover)
     state_source: str = "token"  # what the actor reads as its state vector: token (z_rl) or pooled (no_token ablation)
     policy: str = "rlt"  # who drives the critical phase after warm-up: rlt (the actor) or vla (base-policy baseline)
     explore: bool = True  # add the actor's fixed-sigma noise while practising

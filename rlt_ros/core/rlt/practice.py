@@ -6,8 +6,10 @@ Per episode (paper: "RL Token", Xu et al. 2026, "The human in the loop", with a 
 2. the VLA drives, re-queried every ``vla_execute_steps`` steps, until ``info["in_critical_phase"]`` first
    becomes true: the operator hands over;
 3. critical phase: every ``stride`` steps the VLA is queried on the current observation for its prefix
-   embeddings (-> the state vector z_rl) and its reference chunk ã; every C steps the driver picks a chunk:
-   the RL actor (refining ã, with its fixed-sigma noise) or, during warm-up / for the base arm, the VLA;
+   embeddings (-> the state vector z_rl); every C steps the driver picks a chunk: the RL actor (refining
+   ã, with its fixed-sigma noise) or, during warm-up / for the base arm, ã itself. ã is the next C rows of
+   the VLA's executing plan (``ReferencePlan``: a chunk is followed for ``vla_execute_steps`` rows before
+   the newest one replaces it), so the untrained actor and the base arm are the base policy;
 4. the operator marks success (+1, from the simulator's ground truth; ends the episode) or failure (0)
    when the critical phase exceeds ``critical_timeout_s`` or the episode times out;
 5. only critical-phase transitions are stored (``ChunkRecorder``: one every ``stride`` steps), the learner
@@ -35,6 +37,7 @@ from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import CheckpointMismatchError, Learner, RLTAlgorithm, check_compatible
 from rlt_ros.core.rlt.modeling_token import TokenEncoder, pooled_prefix
 from rlt_ros.core.rlt.policy import ActorPolicy
+from rlt_ros.core.rlt.reference import ReferencePlan
 from rlt_ros.core.rlt.replay import SOURCE_RL, SOURCE_VLA, ChunkRecorder, ReplayBuffer, Transition
 from rlt_ros.core.types import Observation, VLAOutput
 
@@ -190,33 +193,34 @@ class Practice:
         record = kind in ("warmup", "rl")
         recorder = ChunkRecorder(episode, c.chunk_size, c.stride, SOURCE_VLA if kind == "warmup" else SOURCE_RL)
         actor_drives = kind in ("rl", "eval")
-        every = c.stride if record else (c.chunk_size if actor_drives else self.cfg.vla_execute_steps)
-        period = c.chunk_size if actor_drives else self.cfg.vla_execute_steps
-        stored, t, chunk, chunk_t = 0, 0, None, 0
+        plan = ReferencePlan(self.cfg.vla_execute_steps, c.chunk_size)
+
+        def needs_vla(step: int) -> bool:  # the token is read every stride steps when recording, else at decisions
+            return (record and step % c.stride == 0) or (step % c.chunk_size == 0 and (actor_drives or plan.due()))
+
+        stored, t, chunk, ref = 0, 0, None, None
         while True:
-            if t % every == 0 or t % period == 0:
+            if needs_vla(t):
                 out = self._infer(obs)
-                state, proprio = None, np.asarray(obs["proprio"], np.float32)
-                if record or actor_drives:
-                    state = self.reader(out)
-                if record:
-                    stored += self._store(recorder.observe(state, proprio, out.reference_chunk))
-            if t % period == 0:
+                proprio = np.asarray(obs["proprio"], np.float32)
+                state = self.reader(out) if record or actor_drives else None
+            if t % c.chunk_size == 0:  # a decision: ã = the next C rows of the VLA's executing plan
+                ref = plan.decide(out.reference_chunk)
+            if record and t % c.stride == 0:
+                stored += self._store(recorder.observe(state, proprio, plan.window()))
+            if t % c.chunk_size == 0:
                 if actor_drives:
                     if self.cfg.learner_mode == "async":
                         self._refresh_async_policy()
-                    chunk = self.policy.act(state, proprio, out.reference_chunk,
-                                            explore=self._explore(kind), rng=self.rng)
+                    chunk = self.policy.act(state, proprio, ref, explore=self._explore(kind), rng=self.rng)
                 else:
-                    chunk = out.reference_chunk
-                chunk_t = t
-            action = chunk[t - chunk_t]
-            nxt = t + 1
-            render = (nxt % every == 0) or (nxt % period == 0)
-            obs, _, terminated, truncated, info = env.step(action, render=render)
+                    chunk = ref
+            action = chunk[t % c.chunk_size]
+            plan.step()
+            t += 1
+            obs, _, terminated, truncated, info = env.step(action, render=needs_vla(t))
             if record:
                 recorder.act(action)
-            t = nxt
             crit_s = float(info["time"]) - handover_t
             if terminated or truncated or crit_s >= self.cfg.critical_timeout_s - 1e-9:
                 success = bool(info.get("success", False))
@@ -235,12 +239,13 @@ class Practice:
 
     def _vla_phase(self, obs: dict, info: dict) -> tuple[dict, dict, bool]:
         """The VLA drives until the critical phase (handover); returns (obs, info, episode_ended)."""
-        k, chunk, i = self.cfg.vla_execute_steps, None, 0
+        plan, newest = ReferencePlan(self.cfg.vla_execute_steps, 1), None
         while not info.get("in_critical_phase", False):
-            if chunk is None or i >= k:
-                chunk, i = self._infer(obs).reference_chunk, 0
-            obs, _, terminated, truncated, info = self.env.step(chunk[i], render=(i + 1 >= k))
-            i += 1
+            if plan.due():
+                newest = self._infer(obs).reference_chunk
+            action = plan.decide(newest)[0]
+            plan.step()
+            obs, _, terminated, truncated, info = self.env.step(action, render=plan.due())
             if terminated or truncated:
                 return obs, info, True
         return obs, info, False

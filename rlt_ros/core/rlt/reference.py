@@ -1,0 +1,58 @@
+"""The reference ã the actor is anchored to: the VLA's chunk as the base policy executes it.
+
+The base VLA is queried for a chunk of H actions and follows it open loop for ``execute_steps`` rows
+before it is queried again (the shipped built-in VLA: 53% success at 30 rows per query, 6% at 10; see
+rlt_ros/checkpoints/base_vla/README.md). The actor decides every C rows; its reference ã_1:C is the next
+C rows of that executing plan, not the first C rows of a fresh chunk, so that an actor that passes ã
+through behaves exactly like the base policy, and "anchored to the VLA" means anchored to what the VLA
+would do now. The plan is replaced by the newest VLA chunk only at a decision point, once at least
+``execute_steps`` of its rows have gone by (with C = 10 and 30 rows: every third decision).
+
+Used by the in-process practice loop (rlt_ros.core.rlt.practice) and by actor_node (rlt_ros.core.control),
+so the simulator benchmark and the robot follow the same reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ReferencePlan:
+    """One VLA chunk followed row by row; ``decide`` replans when due, ``window`` reads ã at any step."""
+
+    def __init__(self, execute_steps: int, chunk_size: int):
+        if execute_steps < 1 or chunk_size < 1:
+            raise ValueError(f"ReferencePlan: execute_steps ({execute_steps}) and chunk_size ({chunk_size}) must be >= 1")
+        self.execute_steps, self.chunk_size = int(execute_steps), int(chunk_size)
+        self.chunk: np.ndarray | None = None  # [H, A] the plan
+        self.offset = 0  # rows of the plan gone by
+
+    def reset(self) -> None:
+        """Forget the plan (a phase change): the next decision starts from the newest chunk."""
+        self.chunk, self.offset = None, 0
+
+    def due(self) -> bool:
+        return (self.chunk is None or self.offset >= self.execute_steps
+                or self.offset + self.chunk_size > len(self.chunk))
+
+    def decide(self, newest: np.ndarray) -> np.ndarray:
+        """At a decision point: replan from ``newest`` [H, A] when due; returns ã [C, A], the next C rows."""
+        if self.due():
+            newest = np.asarray(newest)
+            if newest.ndim != 2 or newest.shape[0] < self.chunk_size:
+                raise ValueError(f"ReferencePlan: a VLA chunk must be [H >= C={self.chunk_size}, A], got {newest.shape}")
+            self.chunk, self.offset = newest, 0
+        return self.window()
+
+    def window(self) -> np.ndarray:
+        """ã [C, A] at the current row: the plan's next C rows, its last row repeated past its end."""
+        if self.chunk is None:
+            raise RuntimeError("ReferencePlan.window() before the first decide()")
+        rows = self.chunk[self.offset: self.offset + self.chunk_size]
+        if len(rows) < self.chunk_size:
+            rows = np.concatenate([rows, np.repeat(self.chunk[-1:], self.chunk_size - len(rows), axis=0)])
+        return rows
+
+    def step(self, rows: int = 1) -> None:
+        """``rows`` control steps were executed."""
+        self.offset += rows
