@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlt_ros.core.rlt._config import ConfigMixin, check_choice, check_float, check_int
+from rlt_ros.core.config_fields import ConfigMixin, check_choice, check_float, check_int
 
 STATE_SOURCES = ("token", "pooled")  # z_rl from the RL token, or the mean of the prefix embeddings (ablation)
 START_MODES = ("pre_critical", "home", "curriculum")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlt_ros.core.rlt._config import ConfigMixin, check_float, check_int, check_int_tuple
+from rlt_ros.core.config_fields import ConfigMixin, check_float, check_int, check_int_tuple
 
 
 @dataclass

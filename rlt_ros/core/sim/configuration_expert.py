@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from rlt_ros.core.sim.configuration_sim import _dataclass_from_dict, _dataclass_to_dict
+from rlt_ros.core.config_fields import ConfigMixin
 
 
 @dataclass
-class ExpertConfig:
+class ExpertConfig(ConfigMixin):
     """How the scripted demonstrator moves: fast and coarse in free space, slow and cautious near the socket."""
 
     approach_speed_mps: float = 0.12  # peak tip speed while approaching the hover point, m/s
@@ -45,9 +44,3 @@ class ExpertConfig:
         if not 0 <= self.speed_variation < 1:
             raise ValueError(f"ExpertConfig.speed_variation must be in [0, 1), got {self.speed_variation}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return _dataclass_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ExpertConfig":
-        return _dataclass_from_dict(cls, data)

@@ -6,33 +6,15 @@ degrees where a person sets a tolerance.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+
+from rlt_ros.core.config_fields import ConfigMixin
 
 START_MODES = ("home", "pre_critical")
 
 
-def _dataclass_from_dict(cls, data: dict[str, Any]):
-    """Build dataclass ``cls`` from a JSON-like dict; lists become tuples where the field default is a tuple."""
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; valid fields are {sorted(names)}")
-    kwargs = {}
-    for key, value in data.items():
-        default = names[key].default
-        kwargs[key] = tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
-    return cls(**kwargs)
-
-
-def _dataclass_to_dict(obj) -> dict[str, Any]:
-    """JSON-ready dict of a flat dataclass (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
-
-
 @dataclass
-class SimConfig:
+class SimConfig(ConfigMixin):
     """Everything that defines the simulated task; one instance per environment."""
 
     control_hz: float = 50.0  # rate of actions (joint-position targets) and observations, Hz
@@ -128,9 +110,3 @@ class SimConfig:
         """Control steps before truncation."""
         return int(round(self.episode_time_s * self.control_hz))
 
-    def to_dict(self) -> dict[str, Any]:
-        return _dataclass_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SimConfig":
-        return _dataclass_from_dict(cls, data)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
+
+from rlt_ros.core.config_fields import ConfigMixin
 
 
 @dataclass
-class BuiltinVLAConfig:
+class BuiltinVLAConfig(ConfigMixin):
     """Architecture and I/O of the built-in VLA. Saved as config.json next to model.safetensors."""
 
     camera_names: list[str] = field(default_factory=lambda: ["base", "wrist"])  # camera roles, in token order
@@ -72,27 +72,9 @@ class BuiltinVLAConfig:
         """M = image tokens of all cameras + instruction tokens + 1 proprioception token."""
         return len(self.camera_names) * self.tokens_per_camera + self.max_instruction_len + 1
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BuiltinVLAConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown BuiltinVLAConfig field(s) {unknown}; valid fields: {sorted(known)}")
-        return cls(**d)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "BuiltinVLAConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
 
 @dataclass
-class BuiltinTrainingConfig:
+class BuiltinTrainingConfig(ConfigMixin):
     """How train-vla fits the built-in VLA to demonstrations (saved as train_config.json)."""
 
     steps: int = 5000  # gradient steps in total (a resumed run continues up to this)
@@ -118,13 +100,3 @@ class BuiltinTrainingConfig:
         if self.weight_decay < 0 or self.grad_clip <= 0:
             raise ValueError(f"weight_decay must be >= 0 and grad_clip > 0, got {self.weight_decay}, {self.grad_clip}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BuiltinTrainingConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown BuiltinTrainingConfig field(s) {unknown}; valid fields: {sorted(known)}")
-        return cls(**d)
