@@ -42,12 +42,18 @@ class Normalizer(nn.Module):
     """Per-dimension mean/std of tokens, proprioception and actions (joint targets), stored as buffers.
 
     ``fit`` is called once on the warm-up data; until then the identity is used. Stds are floored at
-    ``min_std`` so constant dimensions do not blow up.
+    ``state_min_std`` (token, proprio) and ``action_min_std``, and normalised state values are clipped to
+    +-``state_clip``: in the VLA's warm-up data some inputs barely move (the base joint's velocity, parts of
+    the end-effector quaternion: std ~1e-4), and without a floor and a clip the first actor that moves them
+    feeds the networks values in the hundreds, which made the actor's residual explode (the plug driven
+    10-30 mm off the socket in the simulated benchmark).
     """
 
-    def __init__(self, token_dim: int, proprio_dim: int, action_dim: int, min_std: float = 1e-3):
+    def __init__(self, token_dim: int, proprio_dim: int, action_dim: int, state_min_std: float = 1e-2,
+                 action_min_std: float = 1e-3, state_clip: float = 5.0):
         super().__init__()
-        self.min_std = min_std
+        self.min_std = {"token": state_min_std, "proprio": state_min_std, "action": action_min_std}
+        self.state_clip = state_clip
         for name, dim in (("token", token_dim), ("proprio", proprio_dim), ("action", action_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
             self.register_buffer(f"{name}_std", torch.ones(dim))
@@ -60,14 +66,15 @@ class Normalizer(nn.Module):
             if len(data) == 0:
                 raise ValueError(f"Normalizer.fit: no {name} data")
             getattr(self, f"{name}_mean").copy_(torch.from_numpy(data.mean(0)).float())
-            getattr(self, f"{name}_std").copy_(torch.from_numpy(np.maximum(data.std(0), self.min_std)).float())
+            std = np.maximum(data.std(0), self.min_std[name])
+            getattr(self, f"{name}_std").copy_(torch.from_numpy(std).float())
         self.fitted.fill_(True)
 
     def token(self, t: torch.Tensor) -> torch.Tensor:
-        return (t - self.token_mean) / self.token_std
+        return ((t - self.token_mean) / self.token_std).clamp(-self.state_clip, self.state_clip)
 
     def proprio(self, p: torch.Tensor) -> torch.Tensor:
-        return (p - self.proprio_mean) / self.proprio_std
+        return ((p - self.proprio_mean) / self.proprio_std).clamp(-self.state_clip, self.state_clip)
 
     def action(self, a: torch.Tensor) -> torch.Tensor:
         """[..., A] absolute -> normalised."""
