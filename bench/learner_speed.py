@@ -36,6 +36,7 @@ def percentiles(samples_s: list[float]) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=256, help="transitions per update (RLTConfig default: 128)")
     ap.add_argument("--updates", type=int, default=300)
     ap.add_argument("--calls", type=int, default=500, help="inference calls per latency figure")
     ap.add_argument("--embed-dim", type=int, default=128, help="D of the VLA (built-in: 128)")
@@ -46,7 +47,8 @@ def main() -> int:
     ap.add_argument("--json", default="bench/results/learner_speed.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = RLTConfig(token_dim=args.token_dim, action_dim=args.action_dim, proprio_dim=args.proprio_dim)
+    cfg = RLTConfig(token_dim=args.token_dim, action_dim=args.action_dim, proprio_dim=args.proprio_dim,
+                    batch_size=args.batch_size)
     alg = RLTAlgorithm(cfg)
     b, c, a = cfg.batch_size, cfg.chunk_size, cfg.action_dim
     r = lambda *s: torch.randn(*s)  # noqa: E731

