@@ -1,4 +1,4 @@
-"""Train: the arm's driver, observation, vla, actor, learner and reward nodes (rlt_ros.graph "train").
+"""Train: the arm's driver, observation, vla, actor, learner, reward and monitor nodes (rlt_ros.graph "train").
 
     ros2 launch rlt_ros train.launch.py arm:=sim|ur|franka|so101 [rviz:=true] [params:=my.yaml]
 

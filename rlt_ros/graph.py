@@ -9,7 +9,7 @@ files and overrides). No rclpy or launch imports here, so the graph can be built
 
 Graphs (the arm's driver first):
 
-- ``train``: arm driver, observation, vla, actor, learner, reward
+- ``train``: arm driver, observation, vla, actor, learner, reward, monitor (RViz markers)
 - ``eval``:  the same without the learner; the actor runs its frozen policy (``EVAL_OVERRIDES``)
 - ``demo``:  train on the simulated arm plus ``sim_operator``, a simulated person pressing the buttons
 
@@ -75,6 +75,7 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec("actor_node", "actor"),
     NodeSpec("learner_node", "learner", kinds=("train", "demo")),
     NodeSpec("reward_node", "reward"),
+    NodeSpec("monitor_node", "monitor"),
     NodeSpec("sim_operator_node", "sim_operator", arms=("sim",), kinds=("demo",)),
 )
 

@@ -91,11 +91,12 @@ def names(specs):
 
 
 def test_graph_nodes_per_arm_and_kind():
-    assert names(graph.graph("train", "sim")) == ["sim_arm", "observation", "vla", "actor", "learner", "reward"]
-    assert names(graph.graph("eval", "sim")) == ["sim_arm", "observation", "vla", "actor", "reward"]
+    assert names(graph.graph("train", "sim")) == ["sim_arm", "observation", "vla", "actor", "learner", "reward",
+                                                  "monitor"]
+    assert names(graph.graph("eval", "sim")) == ["sim_arm", "observation", "vla", "actor", "reward", "monitor"]
     assert names(graph.graph("train", "so101"))[0] == "so101_bridge"
     for arm in ("ur", "franka"):  # their ros2_control driver is the user's
-        assert names(graph.graph("train", arm)) == ["observation", "vla", "actor", "learner", "reward"]
+        assert names(graph.graph("train", arm)) == ["observation", "vla", "actor", "learner", "reward", "monitor"]
 
 
 def test_graph_parameters_and_overrides():
@@ -104,7 +105,7 @@ def test_graph_parameters_and_overrides():
         assert [Path(p).name for p in spec.params] == ["rlt.yaml", "sim.yaml"]
         assert all(Path(p).is_file() for p in spec.params)
     assert "use_sim_time" not in specs["sim_arm"].overrides  # the clock's source runs on the wall clock
-    assert all(specs[n].overrides["use_sim_time"] is True for n in ("observation", "vla", "actor", "reward"))
+    assert all(specs[n].overrides["use_sim_time"] is True for n in ("observation", "vla", "actor", "reward", "monitor"))
     assert specs["actor"].overrides["actor.explore"] is False
     assert specs["vla"].overrides["vla.backend"] == "smolvla"
     real = {s.name: s for s in graph.graph("train", "ur")}
@@ -253,7 +254,7 @@ def test_rlt_launch_dry_run_and_errors(capsys):
 
     assert cli.main(["launch", "eval", "arm:=franka", "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in out] == ["observation", "vla", "actor", "reward"]
+    assert [line.split(":")[0] for line in out] == ["observation", "vla", "actor", "reward", "monitor"]
     assert "-m rlt_ros.nodes.actor_node --ros-args -r __node:=actor --params-file" in out[2]
     assert cli.main(["launch", "train", "arm:=kuka"]) == 2
     assert "valid arms: sim, ur, franka, so101" in capsys.readouterr().err

@@ -3,6 +3,10 @@
 Every command that leaves rlt_ros for an arm passes through ``clamp_chunk``: positions within the
 joint limits, and steps between consecutive targets (starting from the measured position) within
 ``max_velocity * dt``. Nothing unvalidated reaches an arm.
+
+The arm's kinematic chain (``kinematics_*``, ``tool_offset``; see ``rlt_ros.core.kinematics``) covers the
+first len(kinematics_origins) / 6 joints, so a gripper joint at the end can stay out of it. It only draws
+chunks as end-effector paths (monitor_node, /rlt/markers); no command depends on it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from rlt_ros.core.kinematics import SerialChain
 
 ARMS = ("sim", "ur", "franka", "so101")
 
@@ -28,6 +34,10 @@ class ArmConfig:
     control_hz: float = 50.0  # control rate of the action chunks [Hz]
     reset_service: str = ""  # std_srvs/Trigger that resets arm and scene between episodes ('' = operator resets by hand)
     success_topic: str = ""  # std_msgs/Bool ground-truth success (simulation only; '' = none)
+    base_frame: str = "world"  # TF frame of the arm's base, in which the end-effector paths are drawn
+    kinematics_origins: tuple[float, ...] = ()  # x y z [m] roll pitch yaw [rad] per chain joint, as URDF origins ([] = no paths)
+    kinematics_axes: tuple[float, ...] = ()  # x y z rotation axis per chain joint in its own frame, as URDF axes
+    tool_offset: tuple[float, ...] = (0.0, 0.0, 0.0)  # tool point x y z in the last chain joint's frame [m]
 
     def __post_init__(self):
         if self.name not in ARMS:
@@ -48,6 +58,22 @@ class ArmConfig:
             raise ValueError(f"arm.camera_topics: {len(self.camera_topics)} topics for cameras {list(self.camera_names)}")
         if self.control_hz <= 0:
             raise ValueError(f"arm.control_hz must be > 0, got {self.control_hz}")
+        self._check_kinematics()
+
+    def _check_kinematics(self):
+        for field in ("kinematics_origins", "kinematics_axes", "tool_offset"):
+            setattr(self, field, tuple(float(x) for x in getattr(self, field)))
+        if len(self.tool_offset) != 3:
+            raise ValueError(f"arm.tool_offset: need 3 values (x y z) [m], got {list(self.tool_offset)}")
+        if not self.kinematics_origins and not self.kinematics_axes:
+            return
+        try:
+            chain = self.chain()
+        except ValueError as err:
+            raise ValueError(f"arm.kinematics_origins / kinematics_axes / tool_offset: {err}") from err
+        if self.joint_names and chain.n_joints > len(self.joint_names):
+            raise ValueError(f"arm.kinematics_origins: {chain.n_joints} chain joints but only "
+                             f"{len(self.joint_names)} joints {list(self.joint_names)}")
 
     @property
     def configured(self) -> bool:
@@ -56,6 +82,12 @@ class ArmConfig:
     @property
     def dt(self) -> float:
         return 1.0 / self.control_hz
+
+    def chain(self) -> SerialChain | None:
+        """The kinematic chain of the first K joints (K = len(kinematics_origins) / 6); None when not given."""
+        if not self.kinematics_origins and not self.kinematics_axes:
+            return None
+        return SerialChain.from_flat(self.kinematics_origins, self.kinematics_axes, self.tool_offset)
 
 
 @dataclass

@@ -173,9 +173,19 @@ class EpisodeStats:
         return None
 
     def success_rate(self, window: int | None = None) -> float:
+        successes, episodes = self.successes(window)
+        return successes / episodes if episodes else 0.0
+
+    def successes(self, window: int | None = None) -> tuple[int, int]:
+        """(successes, finished episodes) among the last ``window`` finished episodes."""
         recent = self.history[-(window or self.window):]
-        return sum(r.success for r in recent) / len(recent) if recent else 0.0
+        return sum(r.success for r in recent), len(recent)
 
     def median_critical_s(self, window: int | None = None) -> float:
         recent = [r.critical_s for r in self.history[-(window or self.window):] if r.success and r.critical_s]
         return statistics.median(recent) if recent else float("nan")
+
+    def critical_elapsed_s(self, episode_id: int, now: float) -> float | None:
+        """Time since the running episode's critical phase began; None when it has not (or is not running)."""
+        info = self._open.get(episode_id)
+        return None if info is None or info["handover"] is None else now - info["handover"]

@@ -2,7 +2,8 @@
 
 Every ``*_from_msg`` validates through ``rlt_ros.core.interfaces`` / ``rlt_ros.core.validation`` and
 raises ``MessageError`` naming the field; every ``*_to_msg`` is its exact inverse (round-trip
-tested in test/test_conversions.py). No cv_bridge: images are converted with numpy.
+tested in test/test_conversions.py). No cv_bridge: images are converted with numpy. The RViz markers
+go one way only (``markers_to_msg``: nothing in rlt_ros reads them back).
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from geometry_msgs.msg import Point, Pose, Vector3
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Header
+from std_msgs.msg import ColorRGBA, Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
 
 from rlt_ros.core import validation as v
 from rlt_ros.core.interfaces import ChunkPacket, EpisodeEventPacket, TokenPacket, transition_from_fields
+from rlt_ros.core.monitor import MarkerSet
 from rlt_ros.core.rlt.replay import Transition
 from rlt_ros.msg import ActionChunk, EpisodeEvent, RLToken
 from rlt_ros.msg import Transition as TransitionMsg
@@ -187,3 +191,34 @@ def event_from_msg(msg: EpisodeEvent) -> EpisodeEventPacket:
 def event_to_msg(p: EpisodeEventPacket) -> EpisodeEvent:
     return EpisodeEvent(header=header(p.stamp), episode_id=p.episode_id, type=int(p.type), source=int(p.source),
                         reward=float(p.reward), note=p.note)
+
+
+# --- RViz markers (monitor_node -> /rlt/markers) -------------------------------------------------------
+def _color(rgba) -> ColorRGBA:
+    r, g, b, a = (float(c) for c in rgba)
+    return ColorRGBA(r=r, g=g, b=b, a=a)
+
+
+def markers_to_msg(markers: MarkerSet, stamp: float = 0.0) -> MarkerArray:
+    """MarkerSet -> MarkerArray: a LINE_STRIP per path, a TEXT_VIEW_FACING per text (id 0 in its namespace),
+    a DELETE per hidden namespace. Stamp 0 (default) lets RViz draw with the newest transform of the frame.
+    """
+    head = header(stamp, markers.frame_id)
+    lifetime = to_duration(markers.lifetime_s)
+    out = []
+    for path in markers.paths:
+        points = np.asarray(path.points, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != 3 or len(points) < 2 or not np.all(np.isfinite(points)):
+            raise MessageError(f"marker {path.ns!r}: expected finite points [N >= 2, 3], got shape {points.shape}")
+        out.append(Marker(header=head, ns=path.ns, id=0, type=Marker.LINE_STRIP, action=Marker.ADD,
+                          pose=Pose(), scale=Vector3(x=float(path.width)), color=_color(path.rgba),
+                          lifetime=lifetime, points=[Point(x=x, y=y, z=z) for x, y, z in points.tolist()]))
+    for text in markers.texts:
+        x, y, z = (float(c) for c in text.position)
+        pose = Pose()
+        pose.position = Point(x=x, y=y, z=z)
+        out.append(Marker(header=head, ns=text.ns, id=0, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
+                          pose=pose, scale=Vector3(z=float(text.height)), color=_color(text.rgba),
+                          lifetime=lifetime, text=text.text))
+    out += [Marker(header=head, ns=ns, id=0, action=Marker.DELETE) for ns in markers.hidden]
+    return MarkerArray(markers=out)
