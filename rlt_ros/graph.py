@@ -10,8 +10,9 @@ files and overrides). No rclpy or launch imports here, so the graph can be built
 Graphs (the arm's driver first):
 
 - ``train``: arm driver, observation, vla, actor, learner, reward, monitor (RViz markers)
-- ``eval``:  the same without the learner; the actor runs its frozen policy (``EVAL_OVERRIDES``)
-- ``demo``:  train on the simulated arm plus ``sim_operator``, a simulated person pressing the buttons
+- ``eval``:  the same without the learner; the actor runs its frozen policy (``KIND_OVERRIDES``)
+- ``demo``:  train on the simulated arm plus ``sim_operator``, a simulated person pressing the buttons;
+             episodes start just above the socket (``KIND_OVERRIDES``)
 
 The arm driver is ``sim_arm`` (arm=sim, the simulated arm behaving like a ros2_control driver) or
 ``so101_bridge`` (arm=so101, LeRobot's SO-101 follower). For ur and franka the user launches the
@@ -36,8 +37,13 @@ from rlt_ros.core.arm import ARMS
 
 PACKAGE = "rlt_ros"
 KINDS = ("train", "eval", "demo")
-# node name -> parameter overrides that make a train graph an eval graph
-EVAL_OVERRIDES: dict[str, dict[str, Any]] = {"actor": {"actor.explore": False}}
+# graph kind -> node name -> parameter overrides that make a train graph that kind of graph
+KIND_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "eval": {"actor": {"actor.explore": False}},  # the frozen policy, without exploration noise
+    # the demo practises the critical phase as the paper's curriculum starts: every episode from just above
+    # the socket (the VLA still drives the approach), with nobody there to activate the actor
+    "demo": {"sim_arm": {"sim.start": "pre_critical"}, "actor": {"actor.autostart": True}},
+}
 
 Scalar = bool | int | float | str
 ParamValue = Scalar | list
@@ -154,8 +160,7 @@ def graph(kind: str, arm: str, overrides: Mapping[str, Mapping[str, ParamValue]]
         values: dict[str, ParamValue] = {}
         if arm == "sim" and not spec.driver:
             values["use_sim_time"] = True
-        if kind == "eval":
-            values.update(EVAL_OVERRIDES.get(spec.name, {}))
+        values.update(KIND_OVERRIDES.get(kind, {}).get(spec.name, {}))
         values.update(overrides.get(spec.name, {}))
         specs.append(replace(spec, params=files, overrides=values))
     return specs

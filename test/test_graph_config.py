@@ -111,6 +111,9 @@ def test_graph_parameters_and_overrides():
     real = {s.name: s for s in graph.graph("train", "ur")}
     assert all("use_sim_time" not in s.overrides for s in real.values())
     assert "actor.explore" not in real["actor"].overrides
+    demo = {s.name: s for s in graph.graph("demo", "sim")}
+    assert demo["sim_arm"].overrides["sim.start"] == "pre_critical" and demo["actor"].overrides["actor.autostart"]
+    assert "sim.start" not in {s.name: s for s in graph.graph("train", "sim")}["sim_arm"].overrides
 
 
 def test_graph_errors_name_the_valid_choices(tmp_path):

@@ -1,8 +1,9 @@
 """``rlt demo``: the full ROS 2 graph practising RLT on the simulated arm, with a simulated operator.
 
-Starts the train graph of arm=sim (sim_arm, observation, vla, actor, learner, reward) plus
-sim_operator, which hands over to the RL actor near the socket and presses "success" through the
-same services a person would use. Shows live progress (episode, phase, success rate, critical-phase
+Starts the demo graph of arm=sim (rlt_ros.graph: sim_arm, observation, vla, actor, learner, reward,
+monitor, plus sim_operator, which hands over to the RL actor near the socket and presses "success"
+through the same services a person would use). Episodes start just above the socket, as the paper's
+practice does. Shows live progress (episode, phase, success rate, critical-phase
 time, learner updates) and ends with a table: the base policy (episodes before the actor's first
 weights) against the last episodes of practice. Node logs go to <out>/graph.log.
 """
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    overrides = {"learner": {"learner.output_dir": str(out / "learner")}, "actor": {"actor.autostart": True}}
+    overrides = {"learner": {"learner.output_dir": str(out / "learner")}}
     if args.realtime_factor is not None:
         overrides["sim_arm"] = {"driver.realtime_factor": float(args.realtime_factor)}
     specs = graph_mod.graph("demo", "sim", overrides)
