@@ -240,6 +240,7 @@ def main() -> int:
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "rlt_sample_efficiency"),
                     help="scratch directory of the runs (replay logs, checkpoints; large, not for git)")
     ap.add_argument("--rlt", action="append", default=[], metavar="KEY=VALUE", help="RLTConfig override for every arm")
+    ap.add_argument("--results", default=str(RESULTS), help="where the md/json/png go (default bench/results)")
     ap.add_argument("--reuse", action="store_true",
                     help="keep runs in --work that already finished (summary.json) instead of re-running them")
     args = ap.parse_args()
@@ -261,14 +262,15 @@ def main() -> int:
               "critical_timeout_s": args.critical_timeout, "rlt_overrides": args.rlt, "jobs": args.jobs,
               "quick": args.quick, "reused": args.reuse, "wall_minutes": round((time.time() - t0) / 60, 1),
               "vla": args.vla or "builtin:default", "token": str(args.token)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sample_efficiency.json").write_text(
+    results_dir = Path(args.results)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "sample_efficiency.json").write_text(
         json.dumps({"budget": budget, "seeds": args.seeds, "results": results}, indent=2) + "\n")
     per_run = {f"{arm}_s{s}": runs[(arm, s)]["summary"] for arm, s in runs}
-    (RESULTS / "sample_efficiency_runs.json").write_text(json.dumps(per_run, indent=2) + "\n")
-    plot(learning_curves(runs, args.arms, args.seeds), results, RESULTS / "sample_efficiency.png")
+    (results_dir / "sample_efficiency_runs.json").write_text(json.dumps(per_run, indent=2) + "\n")
+    plot(learning_curves(runs, args.arms, args.seeds), results, results_dir / "sample_efficiency.png")
     md = markdown(results, spread, budget, args.seeds, command)
-    (RESULTS / "sample_efficiency.md").write_text(md)
+    (results_dir / "sample_efficiency.md").write_text(md)
     print(md)
     return 0
 

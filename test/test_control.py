@@ -64,13 +64,47 @@ def test_commands_clamped_and_stale_token_holds():
     cmds, _ = run(c, m, 0.0, 1, ref_value=5.0)  # far outside the limits
     steps = np.diff(np.vstack([np.zeros(3), cmds[0].positions]), axis=0)
     assert np.all(np.abs(steps) <= 2.0 * DT + 1e-9) and np.all(cmds[0].positions <= 1.0)
+    n = len(cmds[0].positions)
+    for i in range(1, n):  # the chunk under way runs to its end although no newer token arrives
+        c.set_joint_state(np.zeros(3), i * DT, i * DT)
+        assert c.tick(i * DT).command is None
     c.set_joint_state(np.zeros(3), 1.0, 1.0)
-    hold = c.tick(1.0)  # the newest token is 1 s old
+    hold = c.tick(1.0)  # a new chunk is due and the newest token is 1 s old
     assert hold.command.source == ChunkSource.HOLD and "stale" in hold.warning
     np.testing.assert_array_equal(hold.command.positions, np.zeros((1, 3)))
     assert c.tick(1.02).command is None  # holds once, does not spam
     c.set_joint_state(np.zeros(3), 1.0, 2.0)
     assert "joint states are stale" in c.tick(2.0).warning
+
+
+def test_new_chunks_start_at_the_row_of_the_present():
+    """A token whose observation is k control steps old: its chunk's first k rows are in the past."""
+    c, m = make(vla_execute_steps=8), EpisodeManager()
+    c.on_event(m.start(0.0))
+    ramp = np.linspace(0.0, 0.09, 10)[:, None] * np.ones((1, 3))  # row i = 0.01 i
+    c.set_joint_state(np.full(3, 0.03), 0.06, 0.06)
+    c.set_token(TokenPacket(stamp=0.0, episode_id=m.episode_id, phase=Phase.VLA, token=np.ones(8, np.float32),
+                            proprio=np.zeros(6, np.float32), joint_names=JOINTS, reference_chunk=ramp,
+                            step_dt=DT), 0.06)
+    cmd = c.tick(0.06).command  # 3 steps after the observation
+    np.testing.assert_allclose(cmd.positions[:, 0], [0.03, 0.04, 0.05, 0.06, 0.07])  # rows 3..7
+    assert c.counters["latency_rows"] == 3
+    c.on_event(m.handover(0.2))  # RL phase, warm-up: the reference plan also starts at the present row
+    c.set_joint_state(np.full(3, 0.02), 0.2, 0.2)
+    c.set_token(TokenPacket(stamp=0.16, episode_id=m.episode_id, phase=Phase.RL, token=np.ones(8, np.float32),
+                            proprio=np.zeros(6, np.float32), joint_names=JOINTS, reference_chunk=ramp,
+                            step_dt=DT), 0.2)
+    cmd = c.tick(0.2).command
+    np.testing.assert_allclose(cmd.positions[:, 0], [0.02, 0.03, 0.04, 0.05])  # ã = rows 2..5
+
+
+def test_reference_plan_skips_rows_of_an_old_observation():
+    plan = ReferencePlan(execute_steps=6, chunk_size=4)
+    chunk = np.arange(10)[:, None] * np.ones((1, 2))
+    np.testing.assert_array_equal(plan.decide(chunk, skip=3)[:, 0], [3, 4, 5, 6])
+    plan.step(3)  # 6 rows of the chunk have gone by: due
+    assert plan.due()
+    np.testing.assert_array_equal(plan.decide(chunk, skip=50)[:, 0], [6, 7, 8, 9])  # never past the last C rows
 
 
 def test_weights_swap_between_chunks_and_intervention_relabels():

@@ -76,6 +76,12 @@ def test_demo_progress_splits_base_and_practice():
         for e in (m.start(t), m.handover(t + 1), m.mark(False, t + 2)):
             p.on_event(e)
     assert "episode 3 IDLE" in p.line(5.0) and "success 1/3" in p.line(5.0)
-    table = summary(p, 20)
+    p.start_evaluation()  # after episode 3: exploration off
+    for t in (20.0, 30.0):
+        for e in (m.start(t), m.handover(t + 1), m.mark(True, t + 4)):
+            p.on_event(e)
+    table = summary(p, 10)
     assert "| base VLA (before the actor's first weights) | 1 | 100% | 2.00 |" in table
-    assert "| RLT, last 20 episodes of practice | 2 | 0% | - |" in table
+    assert "| RLT practice, episodes 2-3 (exploring) | 2 | 0% | - |" in table
+    assert "| RLT after practice, no exploration noise | 2 | 100% | 3.00 |" in table
+    assert "| all episodes | 5 | 60% | 3.00 |" in table

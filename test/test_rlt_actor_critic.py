@@ -60,6 +60,21 @@ def test_reference_dropout_training_only():
     np.testing.assert_allclose(pol2.act(tok, pro, r1), pol2.act(tok, pro, 2 * r1))
 
 
+@pytest.mark.parametrize("keeps_anchor", [True, False])
+def test_reference_dropout_with_a_residual_actor(keeps_anchor):
+    """dropout_keeps_anchor: a dropped-out ã is hidden from the MLP only (mu = ã + MLP(x, 0)); without it the
+    dropped sample's mu is MLP(x, 0) alone, i.e. the untrained actor outputs ~0 instead of ã."""
+    cfg = small_cfg(ref_dropout=1.0, dropout_keeps_anchor=keeps_anchor)
+    alg = RLTAlgorithm(cfg)
+    nb = alg._normalise(random_batch(cfg, b=8))
+    anchor = nb["ref"] if keeps_anchor else None
+    mu = alg.actor(nb["token"], nb["proprio"], alg._ref_in(nb["ref"], True), anchor)
+    expected = nb["ref"] if keeps_anchor else torch.zeros_like(nb["ref"])
+    torch.testing.assert_close(mu, expected, atol=0.05, rtol=0)
+    _, stats = alg.actor_loss(nb)  # the loss uses the same rule: the deviation from ã is ~0 only with the anchor
+    assert (stats["mu_deviation"] < 0.1) == keeps_anchor
+
+
 def test_untrained_residual_actor_reproduces_reference():
     cfg = small_cfg()
     pol = RLTAlgorithm(cfg).policy()

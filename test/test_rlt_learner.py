@@ -50,7 +50,8 @@ def test_utd_budget_and_critic_actor_ratio():
 
 def test_background_thread_spends_budget_and_exports(tmp_path):
     rb = ReplayBuffer(T, P, C, A)
-    learner = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path, checkpoint_every=50)
+    learner = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path, checkpoint_every=50,
+                      actor_dir=tmp_path / "actor")
     fill(rb, 30)
     learner.start()
     try:
@@ -70,3 +71,5 @@ def test_background_thread_spends_budget_and_exports(tmp_path):
     ckpt = latest_checkpoint(tmp_path)
     assert ckpt is not None and ckpt.name == "checkpoint-000000150"
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary leftovers
+    from rlt_ros.core.control import load_policy_file  # each checkpoint also left the actor for actor.initial_weights
+    assert load_policy_file(str(tmp_path / "actor"), learner.cfg).act(np.zeros(T), np.zeros(P), np.zeros((C, A))).shape == (C, A)

@@ -4,7 +4,8 @@ One run checks, in order: an episode starts; the test hands over (/rlt/start_rl)
 has produced critical-phase transitions, presses success (/rlt/mark_success) -- a double mark is
 refused; the success reaches the learner's on-disk replay as a terminal transition with reward 1;
 actor weights reach the actor (chunks with source ACTOR); no command ever leaves the joint limits;
-killing the learner does not stop the actor; the rest of the graph shuts down cleanly.
+exploration can be turned off at run time while start-up parameters are refused; killing the learner
+does not stop the actor; the rest of the graph shuts down cleanly.
 """
 
 import io
@@ -76,6 +77,20 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
         wait_for(lambda: weights and any(c.source == ChunkSource.ACTOR.value for c in chunks), 150,
                  ros_node.spin_once, "actor chunks with the learner's weights\n" + log.getvalue()[-5000:])
         assert weights[-1].version > 0
+
+        # `ros2 param set /actor ...`: exploration may change at run time, start-up settings are refused
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+        set_params = ros_node.create_client(SetParameters, "/actor/set_parameters")
+        assert set_params.wait_for_service(timeout_sec=30)
+
+        def set_param(name, value):
+            future = set_params.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+            wait_for(future.done, 10, ros_node.spin_once, f"/actor/set_parameters {name}")
+            return future.result().results[0]
+        assert set_param("actor.explore", False).successful
+        refused = set_param("actor.max_token_age_s", 5.0)
+        assert not refused.successful and "read at start-up" in refused.reason and "actor.explore" in refused.reason
 
         learner = procs.process("learner")
         os.kill(learner.pid, signal.SIGKILL)

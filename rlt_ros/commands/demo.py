@@ -3,9 +3,11 @@
 Starts the demo graph of arm=sim (rlt_ros.graph: sim_arm, observation, vla, actor, learner, reward,
 monitor, plus sim_operator, which hands over to the RL actor near the socket and presses "success"
 through the same services a person would use). Episodes start just above the socket, as the paper's
-practice does. Shows live progress (episode, phase, success rate, critical-phase
-time, learner updates) and ends with a table: the base policy (episodes before the actor's first
-weights) against the last episodes of practice. Node logs go to <out>/graph.log.
+practice does. Shows live progress (episode, phase, success rate, critical-phase time, learner updates).
+For the last ``--eval-minutes`` the demo turns the actor's exploration noise off (``ros2 param set /actor
+actor.explore false``, as a user evaluates) and ends with a table: the base policy (episodes before the
+actor's first weights), practice in blocks of episodes, and the noise-free evaluation of the practised
+actor. Node logs go to <out>/graph.log.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from rlt_ros.core.episode import EpisodeRecord, EpisodeStats, PhaseTracker
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock length of the practice (default 10)")
+    parser.add_argument("--minutes", type=float, default=12.0,
+                        help="wall-clock length of the whole demo, evaluation included (default 12)")
+    parser.add_argument("--eval-minutes", type=float, default=3.0,
+                        help="the last minutes run without exploration noise: the practised actor's evaluation "
+                             "(default 3; 0 = none)")
     parser.add_argument("--out", default=None, help="run folder for the replay, checkpoints and logs "
                         "(default runs/demo-<time>)")
     parser.add_argument("--realtime-factor", type=float, default=None,
                         help="simulated seconds per wall second (default: config/arms/sim.yaml)")
-    parser.add_argument("--window", type=int, default=20, help="episodes in the 'after practice' row (default 20)")
+    parser.add_argument("--block", type=int, default=10, help="episodes per practice row of the summary (default 10)")
 
 
 class Progress:
@@ -38,6 +44,7 @@ class Progress:
         self.tracker = PhaseTracker()
         self.updates = self.transitions = 0
         self.first_weights_at_episode: int | None = None
+        self.eval_after_episode: int | None = None  # episodes with a larger id are the noise-free evaluation
         self.base: list[EpisodeRecord] = []
         self.out = out
         self.tty = out.isatty()
@@ -52,6 +59,21 @@ class Progress:
                 self.base.append(record)
             if record is not None:
                 self.print(force=True)
+
+    def start_evaluation(self) -> None:
+        """From the next episode on, episodes count as the evaluation (exploration is off)."""
+        with self._lock:
+            self.eval_after_episode = self.tracker.episode_id
+            self.out.write(f"\n[demo] exploration off from episode {self.tracker.episode_id + 1}: "
+                           "evaluating the practised actor\n")
+
+    def split(self) -> tuple[list[EpisodeRecord], list[EpisodeRecord], list[EpisodeRecord]]:
+        """(base, practice, evaluation) episodes."""
+        history = self.stats.history[len(self.base):]
+        if self.eval_after_episode is None:
+            return self.base, history, []
+        return (self.base, [r for r in history if r.episode_id <= self.eval_after_episode],
+                [r for r in history if r.episode_id > self.eval_after_episode])
 
     def on_stats(self, msg) -> None:
         with self._lock:
@@ -83,7 +105,7 @@ class Progress:
         self.out.flush()
 
 
-def summary(progress: Progress, window: int) -> str:
+def summary(progress: Progress, block: int) -> str:
     def row(name, records):
         if not records:
             return f"| {name} | 0 | - | - |"
@@ -92,13 +114,35 @@ def summary(progress: Progress, window: int) -> str:
         med = f"{statistics.median(crit):.2f}" if crit else "-"
         return f"| {name} | {len(records)} | {100 * rate:.0f}% | {med} |"
 
-    history = progress.stats.history
-    after = history[len(progress.base):][-window:]
+    base, practice, evaluation = progress.split()
     lines = ["| policy | episodes | success | median critical phase [s] |", "|---|---|---|---|",
-             row("base VLA (before the actor's first weights)", progress.base),
-             row(f"RLT, last {window} episodes of practice", after),
-             row("all episodes", history)]
+             row("base VLA (before the actor's first weights)", base)]
+    for i in range(0, len(practice), block):
+        part = practice[i: i + block]
+        lines.append(row(f"RLT practice, episodes {part[0].episode_id}-{part[-1].episode_id} (exploring)", part))
+    if progress.eval_after_episode is not None:
+        lines.append(row("RLT after practice, no exploration noise", evaluation))
+    lines.append(row("all episodes", progress.stats.history))
     return "\n".join(lines)
+
+
+def set_exploration(node, enabled: bool, timeout_s: float = 10.0) -> str:
+    """Set actor.explore on /actor through its parameter service, as `ros2 param set` does; '' or an error."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    client = node.create_client(SetParameters, "/actor/set_parameters")
+    if not client.wait_for_service(timeout_sec=timeout_s):
+        return "the actor's parameter service /actor/set_parameters is not available"
+    request = SetParameters.Request(parameters=[Parameter("actor.explore", value=enabled).to_parameter_msg()])
+    future = client.call_async(request)
+    deadline = time.monotonic() + timeout_s
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not future.done():
+        return "no answer from /actor/set_parameters"
+    result = future.result().results[0]
+    return "" if result.successful else result.reason
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,7 +162,11 @@ def run(args: argparse.Namespace) -> int:
         overrides["sim_arm"] = {"driver.realtime_factor": float(args.realtime_factor)}
     specs = graph_mod.graph("demo", "sim", overrides)
     progress = Progress()
-    print(f"[demo] practising on the simulated arm for {args.minutes:g} min; logs: {out / 'graph.log'}")
+    if args.minutes <= 0 or args.eval_minutes < 0:
+        raise SystemExit("rlt demo: --minutes must be > 0 and --eval-minutes >= 0")
+    evaluation = (f", the last {args.eval_minutes:g} without exploration noise"
+                  if 0 < args.eval_minutes < args.minutes else "")
+    print(f"[demo] practising on the simulated arm for {args.minutes:g} min{evaluation}; logs: {out / 'graph.log'}")
 
     rclpy.init()
     node = rclpy.create_node("rlt_demo_monitor")
@@ -134,8 +182,16 @@ def run(args: argparse.Namespace) -> int:
         procs = GraphProcesses(specs, out=log)
         procs.start()
         start = time.monotonic()
+        evaluate_at = (args.minutes - args.eval_minutes) * 60 if 0 < args.eval_minutes < args.minutes else None
         try:
             while time.monotonic() - start < args.minutes * 60:
+                if evaluate_at is not None and time.monotonic() - start >= evaluate_at:
+                    evaluate_at = None
+                    error = set_exploration(node, False)
+                    if error:
+                        print(f"\n[demo] could not turn exploration off: {error}")
+                    else:
+                        progress.start_evaluation()
                 if procs.exited():
                     print(f"\n[demo] a node exited early: {procs.exited()} (see {out / 'graph.log'})")
                     code = 1
@@ -151,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             node.destroy_node()
             rclpy.try_shutdown()
             spinner.join(timeout=5)
-    table = summary(progress, args.window)
+    table = summary(progress, args.block)
     print("\n\n" + table)
     (out / "summary.md").write_text(table + "\n")
     print(f"\n[demo] run folder: {out}")

@@ -8,8 +8,11 @@ transitions that just closed. Phases follow /rlt/events (``PhaseTracker``):
                the next C rows of the VLA's executing plan (``ReferencePlan``, replanned every
                ``vla_execute_steps`` rows), so the untrained actor behaves as the base policy
   INTERVENTION execute the newest teleop target (the transition's ã is relabelled to it)
-A stale token or joint state holds the arm at its measured position; weights staged by another
-thread are swapped in only at a chunk boundary.
+Every new chunk starts at the row that belongs to *now*: a token whose observation is k control steps old
+has its first k rows dropped (``rows_elapsed``), so pipeline latency never drags the arm back. A chunk
+under way runs to its end (the driver already holds it as one trajectory); a new chunk is never started
+from a stale token: stale tokens or joint states hold the arm at its measured position. Weights staged by
+another thread are swapped in only at a chunk boundary.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from rlt_ros.core.episode import PhaseTracker
 from rlt_ros.core.interfaces import ChunkSource, EpisodeEventPacket, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.policy import ActorPolicy
-from rlt_ros.core.rlt.reference import ReferencePlan
+from rlt_ros.core.rlt.reference import ReferencePlan, rows_elapsed
 from rlt_ros.core.rlt.replay import SOURCE_HUMAN, SOURCE_RL, SOURCE_VLA, ChunkRecorder, Transition
 
 
@@ -39,9 +42,10 @@ class ActorConfig:
     vla_execute_steps: int = 30  # rows of a VLA chunk executed (VLA phase) or used as the actor's reference (RL phase) before replanning on a newer token (the base VLA is tuned for 30)
     initial_weights: str = ""  # folder with actor.safetensors + actor_config.json to start from ('' = pass ã through until the learner sends weights)
     seed: int = 0  # seed of the exploration noise
+    report_every_s: float = 30.0  # period of the log line with chunks, holds, clamps, latency-dropped rows [s]
 
     def __post_init__(self):
-        for name in ("max_token_age_s", "max_joint_state_age_s", "max_teleop_age_s"):
+        for name in ("max_token_age_s", "max_joint_state_age_s", "max_teleop_age_s", "report_every_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"actor.{name} must be > 0 s")
         if self.vla_execute_steps < 1:
@@ -85,7 +89,8 @@ class ChunkController:
         self._index = 0
         self._holding = False
         self._recorder: ChunkRecorder | None = None
-        self.counters = {"chunks": 0, "holds": 0, "clamped": 0, "transitions": 0, "weight_swaps": 0}
+        self.counters = {"chunks": 0, "holds": 0, "clamped": 0, "transitions": 0, "weight_swaps": 0,
+                         "latency_rows": 0}  # latency_rows: chunk rows dropped because their time had passed
         if config.initial_weights:
             self.policy = load_policy_file(config.initial_weights, rlt)
 
@@ -138,19 +143,22 @@ class ChunkController:
             self._plan = None
             return Step(warning="joint states are stale: sending nothing (the driver holds its last goal)")
         token = self._token
-        if token is None or now - token.stamp > c.max_token_age_s or token.episode_id != self.tracker.episode_id:
+        human = self.tracker.phase == Phase.INTERVENTION
+        starts = human or self._plan is None or self._index >= len(self._plan)  # a new chunk starts this tick
+        if token is None or token.episode_id != self.tracker.episode_id or (
+                starts and now - token.stamp > c.max_token_age_s):
             age = "none" if token is None else f"{now - token.stamp:.3f} s old, episode {token.episode_id}"
             return self._hold(f"RL token stale ({age}; max age {c.max_token_age_s} s, episode "
                               f"{self.tracker.episode_id}): holding position")
         step = Step()
-        human = self.tracker.phase == Phase.INTERVENTION
+        skip = rows_elapsed(token.stamp, now, token.step_dt) if starts else 0
         if human:
             if now - self._teleop_at > c.max_teleop_age_s:
                 return self._hold("intervention without fresh teleop input: holding position")
-            self._reference.decide(token.reference_chunk)
+            self._reference.decide(token.reference_chunk, skip)
             self._start_plan(self._teleop[None], ChunkSource.HUMAN, step)
-        elif self._plan is None or self._index >= len(self._plan):
-            self._new_plan(token, step)
+        elif starts:
+            self._new_plan(token, skip, step)
         row = self._plan[self._index]
         self._index += 1
         if self.tracker.phase in (Phase.RL, Phase.INTERVENTION):
@@ -159,13 +167,19 @@ class ChunkController:
             self._reference.step()
         return step
 
-    def _new_plan(self, token: TokenPacket, step: Step) -> None:
+    def _new_plan(self, token: TokenPacket, skip: int, step: Step) -> None:
+        """A new chunk from ``token``, whose first ``skip`` rows (the time since its observation) are past."""
         if self.tracker.phase == Phase.VLA:
-            return self._start_plan(token.reference_chunk[: self.config.vla_execute_steps], ChunkSource.VLA, step)
+            chunk = token.reference_chunk
+            skip = min(skip, len(chunk) - 1)
+            self.counters["latency_rows"] += skip
+            return self._start_plan(chunk[skip: max(skip + 1, self.config.vla_execute_steps)], ChunkSource.VLA, step)
         if self._staged is not None:  # swap weights only between chunks
             self.policy, self._staged = self._staged, None
             self.counters["weight_swaps"] += 1
-        ref = self._reference.decide(token.reference_chunk)
+        due = self._reference.due()
+        ref = self._reference.decide(token.reference_chunk, skip)
+        self.counters["latency_rows"] += self._reference.offset if due else 0
         if self.policy is None:  # VLA warm-up: pass the reference through
             return self._start_plan(ref, ChunkSource.VLA, step)
         chunk = self.policy.act(token.token, token.proprio, ref, explore=self.config.explore, rng=self._rng)

@@ -6,7 +6,8 @@ until the learner's first weights arrive = the VLA warm-up). A human interventio
 /rlt/teleop) overrides both. Every command is clamped to the arm's position and velocity limits
 (config/arms/<arm>.yaml) and sent as trajectory_msgs/JointTrajectory to the arm driver. The node does
 nothing until activated (/rlt/actor/activate, or actor.autostart) and holds position when the RL
-token or the joint states go stale. Critical-phase transitions go to the learner on /rlt/transitions;
+token or the joint states go stale. Each chunk starts at the row of the present moment (rows older than
+the token's observation age are dropped). Counters (chunks, holds, clamps, dropped rows) are logged. Critical-phase transitions go to the learner on /rlt/transitions;
 new actor weights from /rlt/actor_weights are swapped in between chunks, and the last weights stay in
 use if the learner disappears.
 """
@@ -31,6 +32,7 @@ from rlt_ros.core.arm import ArmConfig
 
 class ActorNode(RltNode):
     CONFIGS = {"arm": ArmConfig, "actor": ActorConfig, "rlt": RLTConfig}  # prefix -> configuration
+    RUNTIME = ("actor.explore", "actor.record")  # e.g. `ros2 param set /actor actor.explore false` to evaluate
 
     def __init__(self):
         super().__init__("actor")
@@ -49,6 +51,7 @@ class ActorNode(RltNode):
                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.create_service(SetBool, "/rlt/actor/activate", self._on_activate)
         self.create_timer(arm.dt, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(self.actor_config.report_every_s, self._report)
         self.get_logger().info(f"{arm.name}: {len(arm.joint_names)} joints at {arm.control_hz} Hz, chunk C = "
                                f"{self.rlt_config.chunk_size}, {'active' if self.control.active else 'inactive'}")
 
@@ -94,6 +97,9 @@ class ActorNode(RltNode):
         except ValueError as err:
             self._reject("weights", err)
 
+    def on_config_changed(self, prefix, config):
+        self.control.config = config  # read at every decision: the next chunk uses the new setting
+
     def _on_activate(self, request, response):
         self.control.active = bool(request.data)
         response.success, response.message = True, "active" if request.data else "inactive (holding)"
@@ -108,6 +114,10 @@ class ActorNode(RltNode):
         self._publish_transitions(step.transitions)
         if step.warning:
             self.get_logger().warning(step.warning, throttle_duration_sec=2.0)
+
+    def _report(self):
+        counts = {**self.control.counters, **{f"rejected_{k}": v for k, v in self.rejected.items() if v}}
+        self.get_logger().info(" ".join(f"{k}={v}" for k, v in counts.items()))
 
     def _send(self, command: Command):
         arm = self.arm_config

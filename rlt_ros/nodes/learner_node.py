@@ -26,14 +26,15 @@ from rlt_ros.core.arm import ArmConfig
 
 @dataclass
 class LearnerNodeConfig:
-    output_dir: str = "runs/rlt"  # replay log and checkpoints (resumed from when present)
+    output_dir: str = "runs/rlt"  # replay log, checkpoints and actor/ for actor.initial_weights (resumed from when present)
     checkpoint_every: int = 2000  # critic updates between checkpoints (one is also written at shutdown)
     publish_hz: float = 2.0  # how often new actor weights and metrics are published [Hz]
     sync_every: int = 1  # fsync the replay log after this many transitions (1 = every transition)
+    num_threads: int = 1  # torch CPU threads of the updates (0 = torch's default, every core); 1 leaves the other cores to perception and control
 
     def __post_init__(self):
-        if self.checkpoint_every < 1 or self.publish_hz <= 0 or self.sync_every < 1:
-            raise ValueError("learner: checkpoint_every and sync_every must be >= 1, publish_hz > 0")
+        if self.checkpoint_every < 1 or self.publish_hz <= 0 or self.sync_every < 1 or self.num_threads < 0:
+            raise ValueError("learner: checkpoint_every and sync_every must be >= 1, publish_hz > 0, num_threads >= 0")
 
 
 class LearnerNode(RltNode):
@@ -43,6 +44,10 @@ class LearnerNode(RltNode):
     def __init__(self):
         super().__init__("learner")
         cfg, rlt = self.learner_config, self.rlt_config
+        if cfg.num_threads:
+            import torch
+
+            torch.set_num_threads(cfg.num_threads)
         if rlt.action_dim != len(self.arm_config.joint_names):
             raise ValueError(f"rlt.action_dim = {rlt.action_dim} but the arm has {len(self.arm_config.joint_names)} "
                              "joints")
@@ -50,7 +55,8 @@ class LearnerNode(RltNode):
         self.get_logger().info(f"loading the replay buffer and checkpoints of {out}")
         self.replay = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
                                    rlt.replay_capacity, out / "replay", sync_every=cfg.sync_every)
-        self.learner = Learner(RLTAlgorithm(rlt), self.replay, out / "checkpoints", cfg.checkpoint_every)
+        self.learner = Learner(RLTAlgorithm(rlt), self.replay, out / "checkpoints", cfg.checkpoint_every,
+                               actor_dir=out / "actor")
         resumed = self.learner.resume()
         self.episodes = EpisodeStats(self.episode_config.stats_window)
         self.rejected = 0

@@ -33,10 +33,13 @@ class VLANodeConfig:
     instruction: str = "insert the peg into the socket"  # language instruction given to the VLA
     device: str = "cpu"  # torch device of the VLA and the encoder (cpu, cuda, cuda:1, ...)
     max_observation_age_s: float = 0.3  # observations older than this when processed are skipped [s]
+    num_threads: int = 1  # torch CPU threads (0 = torch's default, every core; a GPU backend barely uses the CPU)
 
     def __post_init__(self):
         if self.max_observation_age_s <= 0:
             raise ValueError("vla.max_observation_age_s must be > 0")
+        if self.num_threads < 0:
+            raise ValueError("vla.num_threads must be >= 0 (0 = torch's default)")
 
 
 class VLANode(RltNode):
@@ -48,7 +51,8 @@ class VLANode(RltNode):
         from rlt_ros.core.vla import load_backend
 
         cfg, arm = self.vla_config, self.arm_config
-        self.backend = load_backend(cfg.backend, cfg.checkpoint or None, device=cfg.device)
+        self.backend = load_backend(cfg.backend, cfg.checkpoint or None, device=cfg.device,
+                                    num_threads=cfg.num_threads or None)
         self.backend.check_compatible(arm.joint_names, len(arm.joint_names))
         self.encoder = load_token_encoder(cfg.token_checkpoint or None, expect_embed_dim=self.backend.embed_dim)
         if cfg.backend == "builtin":

@@ -9,6 +9,8 @@ clean shutdown on Ctrl-C or external shutdown, a non-zero exit code on a configu
 
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 
 import rclpy
@@ -20,6 +22,7 @@ from rlt_ros.ros.parameters import ParameterError, declare_config, reject_unknow
 
 class RltNode(Node):
     CONFIGS: dict[str, type] = {}  # parameter prefix -> configuration dataclass (each node sets its own)
+    RUNTIME: tuple[str, ...] = ()  # parameters that `ros2 param set` may change while the node runs
 
     def __init__(self, name: str, **kwargs):
         super().__init__(name, **kwargs)
@@ -28,6 +31,36 @@ class RltNode(Node):
         reject_unknown_parameters(self)
         if "arm" in self.CONFIGS and not self.arm_config.configured:
             raise ParameterError(f"{name}: arm.joint_names is empty; pass --params-file config/arms/<arm>.yaml")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _on_set_parameters(self, params):
+        """Accept changes to ``RUNTIME`` parameters (validated by their dataclass, then ``on_config_changed``);
+        refuse every other one: it is read at start-up, and accepting it would change nothing."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        updates: dict[str, dict] = {}
+        for p in params:
+            if p.name == "use_sim_time":
+                continue
+            if p.name not in self.RUNTIME:
+                changeable = f"; changeable while running: {', '.join(self.RUNTIME)}" if self.RUNTIME else ""
+                return SetParametersResult(successful=False, reason=f"{p.name} is read at start-up: restart "
+                                           f"{self.get_name()} to change it{changeable}")
+            prefix, field = p.name.split(".", 1)
+            updates.setdefault(prefix, {})[field] = p.value
+        try:
+            changed = {prefix: dataclasses.replace(getattr(self, f"{prefix}_config"), **fields)
+                       for prefix, fields in updates.items()}
+        except (TypeError, ValueError) as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        for prefix, config in changed.items():
+            setattr(self, f"{prefix}_config", config)
+            self.on_config_changed(prefix, config)
+            self.get_logger().info(f"parameters changed: {updates[prefix]}")
+        return SetParametersResult(successful=True)
+
+    def on_config_changed(self, prefix: str, config) -> None:
+        """Called after a ``RUNTIME`` parameter of ``<prefix>_config`` changed (nodes that have some override it)."""
 
     def now(self) -> float:
         """ROS time (simulated time when use_sim_time is set) in seconds."""

@@ -53,6 +53,7 @@ class RLTConfig(ConfigMixin):
     target_noise_clip: float = 0.2  # TD3 target-policy smoothing: clip of the sigma noise on a' [normalised units]
     ref_dropout: float = 0.5  # fraction of TRAINING samples whose actor input ã is zeroed (never at inference)
     use_reference: bool = True  # False: the actor never sees ã (the no_ref ablation); the beta term still uses it
+    dropout_keeps_anchor: bool = False  # residual actor: ref dropout hides ã from the MLP only, mu stays ã + MLP(x, 0)
     # ---- losses -------------------------------------------------------------------------------------
     beta: float = 0.1  # weight of || a - ã ||^2 (sum over the chunk, normalised units) in the actor loss
     return_min: float = 0.0  # TD targets are clipped to [return_min, return_max]: with the paper's binary
@@ -96,7 +97,7 @@ class RLTConfig(ConfigMixin):
         check_float(self, "actor_lr", 0.0, None, lo_open=True)
         check_float(self, "critic_lr", 0.0, None, lo_open=True)
         check_float(self, "grad_clip", 0.0, None, lo_open=True)
-        for name in ("critic_layer_norm", "residual_actor", "use_reference"):
+        for name in ("critic_layer_norm", "residual_actor", "use_reference", "dropout_keeps_anchor"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"RLTConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if self.stride > self.chunk_size:

@@ -107,7 +107,8 @@ class RLTAlgorithm:
     def actor_loss(self, nb: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         """E_{a ~ N(mu(x, ã_in), sigma^2)}[ -mean_j Q_j(x, a) + beta || a - ã ||^2 ]."""
         cfg = self.cfg
-        mu = self.actor(nb["token"], nb["proprio"], self._ref_in(nb["ref"], True))
+        anchor = nb["ref"] if cfg.residual_actor and cfg.dropout_keeps_anchor else None
+        mu = self.actor(nb["token"], nb["proprio"], self._ref_in(nb["ref"], True), anchor)
         act = mu + self._noise(mu)
         q = self.critics(nb["token"], nb["proprio"], act).mean(dim=0)
         dev = ((act - nb["ref"]) ** 2).sum(-1)
@@ -225,6 +226,17 @@ def save_checkpoint(directory: str | Path, algorithm: RLTAlgorithm, extra: dict 
     return final
 
 
+def save_actor(directory: str | Path, weights: bytes, config_json: str) -> None:
+    """``<directory>/actor.safetensors`` + ``actor_config.json`` (what actor.initial_weights reads), each
+    replaced atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in (("actor.safetensors", weights), ("actor_config.json", config_json.encode())):
+        tmp = directory / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(directory / name)
+
+
 def latest_checkpoint(directory: str | Path) -> Path | None:
     pointer = Path(directory) / CHECKPOINT_LATEST
     if not pointer.is_file():
@@ -284,11 +296,13 @@ class Learner:
     """
 
     def __init__(self, algorithm: RLTAlgorithm, replay: ReplayBuffer, checkpoint_dir: str | Path | None = None,
-                 checkpoint_every: int = 0, seed: int | None = None):
+                 checkpoint_every: int = 0, seed: int | None = None, actor_dir: str | Path | None = None):
         self.algorithm = algorithm
         self.cfg = algorithm.cfg
         self.replay = replay
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        # with each checkpoint, the actor alone (actor.safetensors + actor_config.json) for actor.initial_weights
+        self.actor_dir = None if actor_dir is None else Path(actor_dir)
         self.checkpoint_every = checkpoint_every
         self.weights = LatestWeights()
         self.rng = np.random.default_rng(self.cfg.seed if seed is None else seed)
@@ -352,18 +366,16 @@ class Learner:
             version = self.algorithm.num_updates
         self.weights.put(version, weights, cfg_json)
 
-    def export_actor(self) -> tuple[bytes, str]:
-        """(safetensors bytes, config JSON) of the current actor, consistent even while the thread learns."""
-        with self._lock:
-            return self.algorithm.export()
-
     def save(self) -> Path | None:
         if self.checkpoint_dir is None:
             return None
         self.replay.sync()  # the checkpoint never refers to transitions that could still be lost
         with self._lock:
             extra = {"replay_total_added": self.replay.total_added, **self.extra_state}
-            return save_checkpoint(self.checkpoint_dir, self.algorithm, extra)
+            path = save_checkpoint(self.checkpoint_dir, self.algorithm, extra)
+            if self.actor_dir is not None:
+                save_actor(self.actor_dir, *self.algorithm.export())
+            return path
 
     def resume(self) -> dict | None:
         """Load the latest checkpoint of ``checkpoint_dir`` if there is one; returns its state.json."""

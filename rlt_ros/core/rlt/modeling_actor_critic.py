@@ -97,14 +97,18 @@ class Actor(nn.Module):
         nn.init.uniform_(last.weight, -cfg.residual_init_scale, cfg.residual_init_scale)
         nn.init.zeros_(last.bias)
 
-    def forward(self, token: torch.Tensor, proprio: torch.Tensor, ref_in: torch.Tensor) -> torch.Tensor:
+    def forward(self, token: torch.Tensor, proprio: torch.Tensor, ref_in: torch.Tensor,
+                anchor: torch.Tensor | None = None) -> torch.Tensor:
+        """``anchor`` (residual actor): what the residual is added to, when it is not ``ref_in`` itself."""
         cfg = self.cfg
         b = token.shape[0]
         assert token.shape == (b, cfg.token_dim) and proprio.shape == (b, cfg.proprio_dim), (token.shape, proprio.shape)
         assert ref_in.shape == (b, cfg.chunk_flat), ref_in.shape
         parts = [token, proprio] + ([ref_in] if cfg.use_reference else [])
         out = self.net(torch.cat(parts, dim=-1))
-        return ref_in + out if cfg.residual_actor else out
+        if not cfg.residual_actor:
+            return out
+        return (ref_in if anchor is None else anchor) + out
 
 
 class Critics(nn.Module):

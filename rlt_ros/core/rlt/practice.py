@@ -115,7 +115,8 @@ class Practice:
                                    capacity=rlt_cfg.replay_capacity, directory=replay_dir)
         self.algorithm = RLTAlgorithm(rlt_cfg)
         self.learner = Learner(self.algorithm, self.replay,
-                               None if self.out_dir is None else self.out_dir / "checkpoints")
+                               None if self.out_dir is None else self.out_dir / "checkpoints",
+                               actor_dir=None if self.out_dir is None else self.out_dir / "actor")
         self.learner.resume()
         self._load_episode_log()
         if cfg.learner_mode == "async":
@@ -328,14 +329,7 @@ class Practice:
         if self.out_dir is None or self.cfg.policy == "vla":
             return
         self.learner.extra_state = {"episodes": len(self.results), "sim_time_s": self.sim_time_s}
-        self.learner.save()
-        weights, cfg_json = self.learner.export_actor()
-        actor_dir = self.out_dir / "actor"
-        actor_dir.mkdir(exist_ok=True)
-        for name, data in (("actor.safetensors", weights), ("actor_config.json", cfg_json.encode())):
-            tmp = actor_dir / f".{name}.tmp"
-            tmp.write_bytes(data)
-            tmp.replace(actor_dir / name)
+        self.learner.save()  # the checkpoint, and the actor alone in <out>/actor
 
     def evaluate(self, episodes: int, kind: str = "eval", start: str | None = None) -> dict:
         """``episodes`` episodes with seeds EVAL_SEED_OFFSET + i: the actor without noise (kind=eval) or

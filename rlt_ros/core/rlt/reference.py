@@ -8,6 +8,11 @@ through behaves exactly like the base policy, and "anchored to the VLA" means an
 would do now. The plan is replaced by the newest VLA chunk only at a decision point, once at least
 ``execute_steps`` of its rows have gone by (with C = 10 and 30 rows: every third decision).
 
+Latency: a chunk predicted from an observation taken ``skip`` control steps ago starts at its row ``skip``
+(the rows meant for the time that already went by are dropped, as asynchronous chunk execution does), so
+a slow perception/VLA pipeline does not drag the arm back to where it was. In-process practice has no
+latency (skip 0); actor_node passes the RL token's age in control steps (:func:`rows_elapsed`).
+
 Used by the in-process practice loop (rlt_ros.core.rlt.practice) and by actor_node (rlt_ros.core.control),
 so the simulator benchmark and the robot follow the same reference.
 """
@@ -35,13 +40,14 @@ class ReferencePlan:
         return (self.chunk is None or self.offset >= self.execute_steps
                 or self.offset + self.chunk_size > len(self.chunk))
 
-    def decide(self, newest: np.ndarray) -> np.ndarray:
-        """At a decision point: replan from ``newest`` [H, A] when due; returns ã [C, A], the next C rows."""
+    def decide(self, newest: np.ndarray, skip: int = 0) -> np.ndarray:
+        """At a decision point: replan from ``newest`` [H, A] when due, starting at its row ``skip`` (the
+        control steps since its observation); returns ã [C, A], the next C rows."""
         if self.due():
             newest = np.asarray(newest)
             if newest.ndim != 2 or newest.shape[0] < self.chunk_size:
                 raise ValueError(f"ReferencePlan: a VLA chunk must be [H >= C={self.chunk_size}, A], got {newest.shape}")
-            self.chunk, self.offset = newest, 0
+            self.chunk, self.offset = newest, min(max(int(skip), 0), len(newest) - self.chunk_size)
         return self.window()
 
     def window(self) -> np.ndarray:
@@ -56,3 +62,10 @@ class ReferencePlan:
     def step(self, rows: int = 1) -> None:
         """``rows`` control steps were executed."""
         self.offset += rows
+
+
+def rows_elapsed(observation_stamp: float, now: float, step_dt: float) -> int:
+    """Whole control steps between an observation's stamp and ``now`` (0 when the stamp is in the future)."""
+    if not step_dt > 0:
+        raise ValueError(f"rows_elapsed: step_dt must be > 0, got {step_dt}")
+    return max(0, int(np.floor((now - observation_stamp) / step_dt + 1e-6)))
