@@ -63,7 +63,7 @@ class RLTConfig(ConfigMixin):
     target_noise_clip: float = 0.2  # TD3 target-policy smoothing: clip of the sigma noise on a' [normalised units]
     ref_dropout: float = 0.5  # fraction of TRAINING samples whose actor input ã is zeroed (never at inference)
     use_reference: bool = True  # False: the actor never sees ã (the no_ref ablation); the beta term still uses it
-    dropout_keeps_anchor: bool = True  # residual actor: ref dropout hides ã from the MLP's input only, mu stays ã + MLP(x, 0) (see below)
+    dropout_keeps_anchor: bool = True  # residual actor: ref dropout hides ã from the MLP's input only, mu stays ã + MLP(x, 0) (not in paper)
     # ---- losses -------------------------------------------------------------------------------------
     beta: float = 0.1  # weight of || a - ã ||^2 (sum over the chunk, normalised units) in the actor loss
     return_min: float = 0.0  # TD targets are clipped to [return_min, return_max]: with the paper's binary
