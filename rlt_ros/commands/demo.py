@@ -155,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     from rlt_ros.ros import qos
     from rlt_ros.ros.conversions import event_from_msg
 
+    if args.minutes <= 0 or args.eval_minutes < 0:
+        raise SystemExit("rlt demo: --minutes must be > 0 and --eval-minutes >= 0")
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     overrides = {"learner": {"learner.output_dir": str(out / "learner")}}
@@ -162,8 +164,6 @@ def run(args: argparse.Namespace) -> int:
         overrides["sim_arm"] = {"driver.realtime_factor": float(args.realtime_factor)}
     specs = graph_mod.graph("demo", "sim", overrides)
     progress = Progress()
-    if args.minutes <= 0 or args.eval_minutes < 0:
-        raise SystemExit("rlt demo: --minutes must be > 0 and --eval-minutes >= 0")
     evaluation = (f", the last {args.eval_minutes:g} without exploration noise"
                   if 0 < args.eval_minutes < args.minutes else "")
     print(f"[demo] practising on the simulated arm for {args.minutes:g} min{evaluation}; logs: {out / 'graph.log'}")
