@@ -7,9 +7,10 @@ until the learner's first weights arrive = the VLA warm-up). A human interventio
 (config/arms/<arm>.yaml) and sent as trajectory_msgs/JointTrajectory to the arm driver. The node does
 nothing until activated (/rlt/actor/activate, or actor.autostart) and holds position when the RL
 token or the joint states go stale. Each chunk starts at the row of the present moment (rows older than
-the token's observation age are dropped). Counters (chunks, holds, clamps, dropped rows) are logged. Critical-phase transitions go to the learner on /rlt/transitions;
-new actor weights from /rlt/actor_weights are swapped in between chunks, and the last weights stay in
-use if the learner disappears.
+the token's observation age are dropped). Counters (chunks, holds, clamps, dropped rows) are logged.
+Critical-phase transitions go to the learner on /rlt/transitions; new actor weights from
+/rlt/actor_weights are swapped in between chunks, and the last weights stay in use if the learner
+disappears. ``actor.explore`` and ``actor.record`` may be changed with ``ros2 param set`` while it runs.
 """
 
 from __future__ import annotations

@@ -29,9 +29,8 @@ the state alone half of the time, as the paper intends. Measured (bench/sample_e
 --seeds 0 1, 50 episodes, 20 noise-free evaluation episodes): without it 100% / 5.69 s and 80% / 3.95 s,
 practice success 60-88%; with it 100% / 4.95 s and 100% / 4.81 s, practice success 80-100%. Over the full
 benchmark's three seeds the evaluation did not improve (100/100/65% vs 100/80/90% before), practice
-success did (mean 84% vs 74%). Lower beta or
-gamma trade success for speed (with it, beta = 0.03: 75% / 3.76 s and 75% / 3.22 s; gamma = 0.995:
-80% / 4.43 s and 90% / 4.68 s).
+success did (mean 84% vs 74%). Lower beta or gamma trade success for speed (with it, beta = 0.03:
+75% / 3.76 s and 75% / 3.22 s; gamma = 0.995: 80% / 4.43 s and 90% / 4.68 s).
 
 All actions, references and proprioception enter the networks normalised by statistics stored with the
 weights (``Normalizer`` in modeling_actor_critic.py); sigma and beta are in those normalised units.
