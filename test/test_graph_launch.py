@@ -91,10 +91,13 @@ def test_rlt_launch_train_graph_comes_up_and_stops_on_ctrl_c(ros_domain, ros_nod
                                 env=ros_domain, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def up():
+            # a node joins the ROS graph before it has built its parts (the simulator, the VLA); it is up
+            # once it has also logged its start-up line
             names = set(ros_node.get_node_names())
-            assert launcher.poll() is None, (tmp_path / "launch.log").read_text()[-4000:]
-            return expected <= names
-        wait_for(up, 90, ros_node.spin_once, "every node of the train graph")
+            text = (tmp_path / "launch.log").read_text()
+            assert launcher.poll() is None, text[-4000:]
+            return expected <= names and all(f"[{name}] " in text for name in expected)
+        wait_for(up, 120, ros_node.spin_once, "every node of the train graph, started and logging")
         os.killpg(launcher.pid, signal.SIGINT)
         code = launcher.wait(60)
     finally:
