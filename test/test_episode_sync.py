@@ -80,7 +80,8 @@ def test_demo_progress_splits_base_and_practice():
     for t in (20.0, 30.0):
         for e in (m.start(t), m.handover(t + 1), m.mark(True, t + 4)):
             p.on_event(e)
-    table = summary(p, 10)
+    table = summary(p, 10, 8.0)
+    assert "success (inserted within 8 s)" in table
     assert "| base VLA (before the actor's first weights) | 1 | 100% | 2.00 |" in table
     assert "| RLT practice, episodes 2-3 (exploring) | 2 | 0% | - |" in table
     assert "| RLT after practice, no exploration noise | 2 | 100% | 3.00 |" in table
