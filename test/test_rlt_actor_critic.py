@@ -87,6 +87,19 @@ def test_untrained_residual_actor_reproduces_reference():
     assert 0.7 * cfg.sigma < np.std(noisy - out) < 1.3 * cfg.sigma  # normalised (here identity) units
 
 
+@pytest.mark.parametrize("rho", [0.0, 0.9])
+def test_exploration_noise_keeps_sigma_and_correlates_rows(rho):
+    from rlt_ros.core.rlt.policy import exploration_noise
+
+    e = exploration_noise(np.random.default_rng(0), (4000, 10, 3), rho)
+    assert e.shape == (4000, 10, 3) and e.dtype == np.float32
+    np.testing.assert_allclose(e.std(axis=(0, 2)), 1.0, atol=0.05)  # every row keeps unit variance
+    lag1 = np.mean(e[:, 1:] * e[:, :-1])
+    assert abs(lag1 - rho) < 0.03
+    with pytest.raises(ValueError, match="noise_correlation"):
+        small_cfg(noise_correlation=1.5)
+
+
 def test_actor_moves_towards_rewarded_actions():
     """A one-chunk bandit: reward 1 - |a - (ã + 1)|^2 / 4 per step; the actor should shift from ã towards ã + 1."""
     cfg = small_cfg(beta=0.01, actor_lr=1e-3, critic_lr=1e-3, sigma=0.3)

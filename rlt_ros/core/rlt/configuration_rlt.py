@@ -61,6 +61,7 @@ class RLTConfig(ConfigMixin):
     residual_init_scale: float = 1e-3  # uniform init range of the actor's last layer (a small first residual)
     # ---- policy -------------------------------------------------------------------------------------
     sigma: float = 0.02  # fixed std of the Gaussian actor per normalised action dimension (the only exploration; see below)
+    noise_correlation: float = 0.0  # AR(1) coefficient of the exploration noise from one chunk row to the next: 0 = i.i.d. (paper), near 1 = one offset per chunk (not in paper)
     target_noise_clip: float = 0.2  # TD3 target-policy smoothing: clip of the sigma noise on a' [normalised units]
     ref_dropout: float = 0.5  # fraction of TRAINING samples whose actor input ã is zeroed (never at inference)
     use_reference: bool = True  # False: the actor never sees ã (the no_ref ablation); the beta term still uses it
@@ -97,6 +98,7 @@ class RLTConfig(ConfigMixin):
         check_float(self, "residual_init_scale", 0.0)
         check_float(self, "sigma", 0.0)
         check_float(self, "target_noise_clip", 0.0)
+        check_float(self, "noise_correlation", 0.0, 1.0)
         check_float(self, "ref_dropout", 0.0, 1.0)
         check_float(self, "beta", 0.0)
         check_float(self, "gamma", 0.0, 1.0)
