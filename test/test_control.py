@@ -26,6 +26,7 @@ def token(t, episode, ref_value=0.01):
 
 
 def make(**kw):
+    kw.setdefault("lead_rows", 0)  # chunks end exactly where the next starts (the lead has its own test)
     c = ChunkController(ActorConfig(autostart=True, **kw), RLT, ARM)
     c.set_joint_state(np.zeros(3), 0.0, 0.0)
     return c
@@ -199,3 +200,29 @@ def test_rl_phase_reference_is_the_vla_plan_not_each_fresh_chunk():
     assert len(rows) == 4
     np.testing.assert_allclose(refs[0], np.arange(4) * 0.001, atol=1e-6)  # step 0: the window at row 0
     np.testing.assert_allclose(refs[1], np.arange(2, 6) * 0.001, atol=1e-6)  # step 2: the window at row 2
+
+
+def test_chunks_follow_the_clock_and_lead_the_driver():
+    """Rows are counted by the clock, not by ticks: late ticks lose no recorded row, and the next chunk is
+    sent lead_rows steps before the running one ends."""
+    c, m = make(lead_rows=1, vla_execute_steps=4), EpisodeManager()
+    c.on_event(m.start(0.0))
+    c.on_event(m.handover(0.0))  # RL phase (warm-up: ã passed through), C = 4 rows per chunk
+    sent, transitions = [], []
+    for t in (0.0, 0.02, 0.06, 0.10, 0.12):  # the ticks at 0.04 and 0.08 never came (a loaded CPU)
+        c.set_joint_state(np.zeros(3), t, t)
+        c.set_token(token(t, m.episode_id), t)
+        step = c.tick(t)
+        sent += [t] if step.command is not None else []
+        transitions += step.transitions
+    # chunk 1 at 0.00 (rows for 0.00..0.06); its last row's step (0.06) is the lead: chunk 2 goes at 0.06,
+    # and chunk 3 at 0.12, three rows later
+    assert sent == [0.0, 0.06, 0.12]
+    transitions += c.on_event(m.mark(True, 0.13))
+    # rows executed by the clock: 3 of chunk 1 + 3 of chunk 2 + 1 of chunk 3 = 7, all recorded although
+    # only 5 ticks ran; windows of C = 4 rows start every stride = 2 rows (0, 2, 4, 6)
+    assert [tr.steps for tr in transitions] == [4, 4, 3, 1]
+    assert [tr.done for tr in transitions] == [False, False, True, True]
+    assert c._index == 1 and c.counters["chunks"] == 3
+    with pytest.raises(ValueError, match="lead_rows"):
+        ActorConfig(lead_rows=-1)

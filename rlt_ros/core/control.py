@@ -8,7 +8,10 @@ transitions that just closed. Phases follow /rlt/events (``PhaseTracker``):
                the next C rows of the VLA's executing plan (``ReferencePlan``, replanned every
                ``vla_execute_steps`` rows), so the untrained actor behaves as the base policy
   INTERVENTION execute the newest teleop target (the transition's ã is relabelled to it)
-Every new chunk starts at the row that belongs to *now*: a token whose observation is k control steps old
+Rows are counted by the clock, not by ticks (row i of a chunk sent at t0 is the target of the step at
+t0 + i dt), so a late or skipped tick neither leaves the driver without targets nor loses a recorded row;
+the next chunk is sent ``lead_rows`` steps before the running one ends, so that it reaches the driver
+before the driver runs out of targets. Every new chunk starts at the row that belongs to *now*: a token whose observation is k control steps old
 has its first k rows dropped (``rows_elapsed``), so pipeline latency never drags the arm back. A chunk
 under way runs to its end (the driver already holds it as one trajectory); a new chunk is never started
 from a stale token: stale tokens or joint states hold the arm at its measured position. Weights staged by
@@ -39,6 +42,7 @@ class ActorConfig:
     max_token_age_s: float = 0.3  # hold position when the newest RL token is older than this [s]
     max_joint_state_age_s: float = 0.2  # hold (send nothing) when the joint states are older than this [s]
     max_teleop_age_s: float = 0.3  # during an intervention, hold when the teleop input is older than this [s]
+    lead_rows: int = 1  # a new chunk is sent this many control steps before the running one ends, so the driver never runs out of targets while it travels (0: at the end, as in-process)
     vla_execute_steps: int = 30  # rows of a VLA chunk executed (VLA phase) or used as the actor's reference (RL phase) before replanning on a newer token (the base VLA is tuned for 30)
     initial_weights: str = ""  # folder with actor.safetensors + actor_config.json to start from ('' = pass ã through until the learner sends weights)
     seed: int = 0  # seed of the exploration noise
@@ -50,6 +54,8 @@ class ActorConfig:
                 raise ValueError(f"actor.{name} must be > 0 s")
         if self.vla_execute_steps < 1:
             raise ValueError("actor.vla_execute_steps must be >= 1")
+        if self.lead_rows < 0:
+            raise ValueError("actor.lead_rows must be >= 0")
 
 
 @dataclass
@@ -86,7 +92,8 @@ class ChunkController:
         self._plan: np.ndarray | None = None
         self._reference = ReferencePlan(config.vla_execute_steps, rlt.chunk_size)
         self._plan_source = ChunkSource.HOLD
-        self._index = 0
+        self._plan_t0 = 0.0  # when the running plan was sent: its row i is the target of control step t0 + i dt
+        self._index = 0  # rows of the running plan accounted for (recorded)
         self._holding = False
         self._recorder: ChunkRecorder | None = None
         self.counters = {"chunks": 0, "holds": 0, "clamped": 0, "transitions": 0, "weight_swaps": 0,
@@ -144,36 +151,50 @@ class ChunkController:
             return Step(warning="joint states are stale: sending nothing (the driver holds its last goal)")
         token = self._token
         human = self.tracker.phase == Phase.INTERVENTION
-        starts = human or self._plan is None or self._index >= len(self._plan)  # a new chunk starts this tick
-        if token is None or token.episode_id != self.tracker.episode_id or (
-                starts and now - token.stamp > c.max_token_age_s):
+        # rows of the running plan whose control step has come, by the clock, not by ticks: a late or
+        # skipped tick (a loaded CPU) must not leave the driver without targets or the recorder behind it
+        due = 0 if self._plan is None else int(np.floor((now - self._plan_t0) / self.arm.dt + 1e-6)) + 1
+        starts = human or self._plan is None or due > len(self._plan) - c.lead_rows  # a new chunk starts this tick
+        step = Step()
+        current = token is not None and token.episode_id == self.tracker.episode_id
+        if current:
+            self._account(token, (due - 1) if starts else due, human, step)  # the running plan's rows so far
+        if not current or (starts and now - token.stamp > c.max_token_age_s):
             age = "none" if token is None else f"{now - token.stamp:.3f} s old, episode {token.episode_id}"
             return self._hold(f"RL token stale ({age}; max age {c.max_token_age_s} s, episode "
-                              f"{self.tracker.episode_id}): holding position")
-        step = Step()
-        skip = rows_elapsed(token.stamp, now, token.step_dt) if starts else 0
+                              f"{self.tracker.episode_id}): holding position", step)
+        if not starts:
+            return step
+        skip = rows_elapsed(token.stamp, now, token.step_dt)
         if human:
             if now - self._teleop_at > c.max_teleop_age_s:
-                return self._hold("intervention without fresh teleop input: holding position")
+                return self._hold("intervention without fresh teleop input: holding position", step)
             self._reference.decide(token.reference_chunk, skip)
-            self._start_plan(self._teleop[None], ChunkSource.HUMAN, step)
-        elif starts:
-            self._new_plan(token, skip, step)
-        row = self._plan[self._index]
-        self._index += 1
-        if self.tracker.phase in (Phase.RL, Phase.INTERVENTION):
-            if c.record:
-                self._record(token, row, human, step)
-            self._reference.step()
+            self._start_plan(self._teleop[None], ChunkSource.HUMAN, step, now)
+        else:
+            self._new_plan(token, skip, step, now)
+        self._account(token, 1, human, step)  # the new plan's first row is this tick's
         return step
 
-    def _new_plan(self, token: TokenPacket, skip: int, step: Step) -> None:
+    def _account(self, token: TokenPacket, rows: int, human: bool, step: Step) -> None:
+        """The running plan's rows up to ``rows`` are executed: record them (RL phase), advance ã."""
+        if self._plan is None:
+            return
+        for i in range(self._index, min(rows, len(self._plan))):
+            if self.tracker.phase in (Phase.RL, Phase.INTERVENTION):
+                if self.config.record:
+                    self._record(token, self._plan[i], human, step)
+                self._reference.step()
+            self._index = i + 1
+
+    def _new_plan(self, token: TokenPacket, skip: int, step: Step, now: float) -> None:
         """A new chunk from ``token``, whose first ``skip`` rows (the time since its observation) are past."""
         if self.tracker.phase == Phase.VLA:
             chunk = token.reference_chunk
             skip = min(skip, len(chunk) - 1)
             self.counters["latency_rows"] += skip
-            return self._start_plan(chunk[skip: max(skip + 1, self.config.vla_execute_steps)], ChunkSource.VLA, step)
+            return self._start_plan(chunk[skip: max(skip + 1, self.config.vla_execute_steps)], ChunkSource.VLA, step,
+                                    now)
         if self._staged is not None:  # swap weights only between chunks
             self.policy, self._staged = self._staged, None
             self.counters["weight_swaps"] += 1
@@ -181,29 +202,30 @@ class ChunkController:
         ref = self._reference.decide(token.reference_chunk, skip)
         self.counters["latency_rows"] += self._reference.offset if due else 0
         if self.policy is None:  # VLA warm-up: pass the reference through
-            return self._start_plan(ref, ChunkSource.VLA, step)
+            return self._start_plan(ref, ChunkSource.VLA, step, now)
         chunk = self.policy.act(token.token, token.proprio, ref, explore=self.config.explore, rng=self._rng)
-        self._start_plan(chunk, ChunkSource.ACTOR, step)
+        self._start_plan(chunk, ChunkSource.ACTOR, step, now)
 
-    def _start_plan(self, rows: np.ndarray, source: ChunkSource, step: Step) -> None:
+    def _start_plan(self, rows: np.ndarray, source: ChunkSource, step: Step, now: float) -> None:
         # the new chunk continues from the target the controller is tracking now (the last commanded
         # row), not from the measured position, which lags behind it under load: limiting each step
         # relative to the lagging measurement would slow every chunk down
         anchor = self._q if self._plan is None or self._index == 0 else self._plan[self._index - 1]
         plan, report = clamp_chunk(rows, anchor, self.arm)
         self.counters["clamped"] += report.position_clamped + report.velocity_clamped
-        self._plan, self._plan_source, self._index, self._holding = plan, source, 0, False
+        self._plan, self._plan_source, self._index, self._holding, self._plan_t0 = plan, source, 0, False, now
         self.counters["chunks"] += 1
         step.command = Command(plan, self.tracker.episode_id, source)
 
-    def _hold(self, why: str) -> Step:
-        self._plan = None
+    def _hold(self, why: str, step: Step) -> Step:
+        self._plan, step.warning = None, why
         if self._holding:
-            return Step(warning=why)
+            return step
         self._holding = True
         self.counters["holds"] += 1
         hold, _ = clamp_chunk(self._q[None], self._q, self.arm)
-        return Step(command=Command(hold, self.tracker.episode_id, ChunkSource.HOLD), warning=why)
+        step.command = Command(hold, self.tracker.episode_id, ChunkSource.HOLD)
+        return step
 
     def _record(self, token: TokenPacket, row: np.ndarray, human: bool, step: Step) -> None:
         if self._recorder is None:

@@ -110,6 +110,7 @@ class SimArmNode(Node):
         self._success = False
         self._episode = 0
         self._rejected = 0
+        self._starved = 0  # critical-phase control steps past the running trajectory's end (waiting for the next)
         self.env.reset(seed=self.sim_config.seed)
         self.follower = TrajectoryFollower(self.env.current_target)
 
@@ -215,6 +216,7 @@ class SimArmNode(Node):
     def step(self) -> None:
         """One control step: follow the trajectory, step physics, publish."""
         if not self._frozen:
+            self._starved += self._critical and self.sim_time + self.arm.dt > self.follower.end_time + 1e-9
             target = np.clip(self.follower.sample(self.sim_time + self.arm.dt), self.lower, self.upper)
             _, _, terminated, truncated, info = self.env.step(target, render=False)
             if terminated or truncated:
@@ -234,7 +236,8 @@ class SimArmNode(Node):
         self._status_wall, self._status_sim = wall, sim
         self.get_logger().info(f"simulated time {sim:.1f} s, realtime factor {factor:.2f} "
                                f"(asked {self.driver.realtime_factor:g}), resets {self._episode}, "
-                               f"rejected trajectories {self._rejected}")
+                               f"rejected trajectories {self._rejected}, critical-phase steps past the end of the "
+                               f"trajectory {self._starved}")
 
     # ------------------------------------------------------------------ publishing
     def _set_success(self, success: bool) -> None:
