@@ -226,3 +226,18 @@ def test_chunks_follow_the_clock_and_lead_the_driver():
     assert c._index == 1 and c.counters["chunks"] == 3
     with pytest.raises(ValueError, match="lead_rows"):
         ActorConfig(lead_rows=-1)
+
+
+def test_a_token_observed_before_the_episode_start_is_not_used():
+    """After a reset the newest token may still show the old scene (the socket where it was): hold instead."""
+    c, m = make(), EpisodeManager()
+    c.on_event(m.start(0.0))
+    c.on_event(m.mark(True, 1.0))
+    c.set_token(token(1.1, m.episode_id + 1), 1.1)  # tagged with the next episode, observed before its START
+    c.on_event(m.start(1.2))
+    c.set_joint_state(np.zeros(3), 1.2, 1.2)
+    step = c.tick(1.2)
+    assert step.command.source == ChunkSource.HOLD and "-0.100 s from its start" in step.warning
+    c.set_token(token(1.22, m.episode_id), 1.22)  # the first observation of the new scene
+    c.set_joint_state(np.zeros(3), 1.22, 1.22)
+    assert c.tick(1.22).command.source == ChunkSource.VLA

@@ -11,11 +11,12 @@ transitions that just closed. Phases follow /rlt/events (``PhaseTracker``):
 Rows are counted by the clock, not by ticks (row i of a chunk sent at t0 is the target of the step at
 t0 + i dt), so a late or skipped tick neither leaves the driver without targets nor loses a recorded row;
 the next chunk is sent ``lead_rows`` steps before the running one ends, so that it reaches the driver
-before the driver runs out of targets. Every new chunk starts at the row that belongs to *now*: a token whose observation is k control steps old
-has its first k rows dropped (``rows_elapsed``), so pipeline latency never drags the arm back. A chunk
-under way runs to its end (the driver already holds it as one trajectory); a new chunk is never started
-from a stale token: stale tokens or joint states hold the arm at its measured position. Weights staged by
-another thread are swapped in only at a chunk boundary.
+before the driver runs out of targets. Every new chunk starts at the row that belongs to *now*: a token
+whose observation is k control steps old has its first k rows dropped (``rows_elapsed``), so pipeline
+latency never drags the arm back. A chunk under way runs to its end (the driver already holds it as one
+trajectory); a new chunk is never started from a stale token (too old, or observed before the episode's
+START, i.e. showing the scene before the reset): stale tokens or joint states hold the arm at its
+measured position. Weights staged by another thread are swapped in only at a chunk boundary.
 """
 
 from __future__ import annotations
@@ -96,8 +97,11 @@ class ChunkController:
         self._index = 0  # rows of the running plan accounted for (recorded)
         self._holding = False
         self._recorder: ChunkRecorder | None = None
+        self._episode_start = -np.inf  # stamp of this episode's START: older observations show the previous scene
         self.counters = {"chunks": 0, "holds": 0, "clamped": 0, "transitions": 0, "weight_swaps": 0,
-                         "latency_rows": 0}  # latency_rows: chunk rows dropped because their time had passed
+                         "latency_rows": 0, "max_deviation_mrad": 0}
+        # latency_rows: chunk rows dropped because their time had passed; max_deviation_mrad: the largest
+        # |actor chunk - ã| of any joint and row so far, milliradians (how far the actor strays from the VLA)
         if config.initial_weights:
             self.policy = load_policy_file(config.initial_weights, rlt)
 
@@ -133,6 +137,8 @@ class ChunkController:
                 self._recorder = None
             elif event.type in (EventType.START, EventType.RESET):
                 self._recorder = None
+            if event.type == EventType.START:
+                self._episode_start = event.stamp
             self.counters["transitions"] += len(out)
             return out
 
@@ -156,11 +162,15 @@ class ChunkController:
         due = 0 if self._plan is None else int(np.floor((now - self._plan_t0) / self.arm.dt + 1e-6)) + 1
         starts = human or self._plan is None or due > len(self._plan) - c.lead_rows  # a new chunk starts this tick
         step = Step()
-        current = token is not None and token.episode_id == self.tracker.episode_id
+        # a token belongs to this episode when the vla node tagged it so *and* its observation was taken after
+        # the episode's START (one from before the reset shows the old scene, e.g. where the socket was)
+        current = (token is not None and token.episode_id == self.tracker.episode_id
+                   and token.stamp >= self._episode_start)
         if current:
             self._account(token, (due - 1) if starts else due, human, step)  # the running plan's rows so far
         if not current or (starts and now - token.stamp > c.max_token_age_s):
-            age = "none" if token is None else f"{now - token.stamp:.3f} s old, episode {token.episode_id}"
+            age = "none" if token is None else (f"{now - token.stamp:.3f} s old, episode {token.episode_id}, "
+                                                f"observed {token.stamp - self._episode_start:+.3f} s from its start")
             return self._hold(f"RL token stale ({age}; max age {c.max_token_age_s} s, episode "
                               f"{self.tracker.episode_id}): holding position", step)
         if not starts:
@@ -204,6 +214,8 @@ class ChunkController:
         if self.policy is None:  # VLA warm-up: pass the reference through
             return self._start_plan(ref, ChunkSource.VLA, step, now)
         chunk = self.policy.act(token.token, token.proprio, ref, explore=self.config.explore, rng=self._rng)
+        deviation = int(1000 * float(np.max(np.abs(chunk - ref))))
+        self.counters["max_deviation_mrad"] = max(self.counters["max_deviation_mrad"], deviation)
         self._start_plan(chunk, ChunkSource.ACTOR, step, now)
 
     def _start_plan(self, rows: np.ndarray, source: ChunkSource, step: Step, now: float) -> None:

@@ -190,11 +190,19 @@ class SimArmNode(Node):
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         del request
+        if self._episode:  # where the last episode ended, in the socket frame: tells a jam from a miss
+            st = self.env.task_state()
+            self.get_logger().info(f"episode {self._episode} ended: insertion depth {st['insertion_depth_mm']:.1f} mm, "
+                                   f"lateral error {st['lateral_error_mm']:.2f} mm, yaw error "
+                                   f"{st['yaw_error_deg']:.2f} deg")
         self.env.reset()
         self.follower.hold(self.env.current_target)
         self._frozen = False
         self._episode += 1
         self._set_success(False)
+        # the reset takes one control step: the new scene's messages get a stamp newer than the old scene's,
+        # so no subscriber drops them as out of order or pairs the new joint states with an old image
+        self._steps += 1
         self._publish_state(images=True)
         socket = self.env.socket_pose
         response.success = True
@@ -254,6 +262,11 @@ class SimArmNode(Node):
         stamp = self.sim_time
         if self.clock_pub is not None:
             self.clock_pub.publish(ClockMsg(clock=to_stamp(stamp)))
+        if images:  # images first: when the joint states of this stamp arrive, its images are already there
+            self._camera_frame = int(self._steps * self.driver.camera_hz / self.arm.control_hz + 1e-9)
+            for cam, frame in self.env.render_images().items():
+                if cam in self.image_pubs:
+                    self.image_pubs[cam].publish(image_to_msg(frame, stamp, f"{cam}_camera"))
         obs = self.env.observe(render=False)
         velocity = np.zeros(len(self.joint_names)) if self._frozen else obs["joint_vel"]
         self.joint_pub.publish(joint_state_to_msg(self.joint_names, obs["joint_pos"], velocity, stamp))
@@ -264,10 +277,6 @@ class SimArmNode(Node):
                 pose=Pose(position=Point(x=x, y=y, z=z), orientation=Quaternion(x=qx, y=qy, z=qz, w=qw))))
         if not images:
             return
-        self._camera_frame = int(self._steps * self.driver.camera_hz / self.arm.control_hz + 1e-9)
-        for cam, frame in self.env.render_images().items():
-            if cam in self.image_pubs:
-                self.image_pubs[cam].publish(image_to_msg(frame, stamp, f"{cam}_camera"))
         if self.success_pub is not None:
             self.success_pub.publish(Bool(data=self._success))
         if self.critical_pub is not None:
