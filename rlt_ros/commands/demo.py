@@ -4,7 +4,7 @@ Starts the demo graph of arm=sim (rlt_ros.graph: sim_arm, observation, vla, acto
 monitor, plus sim_operator, which hands over to the RL actor near the socket and presses "success"
 through the same services a person would use). Episodes start just above the socket, as the paper's
 practice does. Besides the success rate (the operator marks failure after episode.critical_timeout_s,
-15 s) the summary counts the insertions done within a cycle-time budget (``--budget``, default 8 s, about
+15 s) the summary counts the insertions done within a cycle-time budget (``--budget``, default 6 s, about
 the base policy's median in the graph): the figure a production line would count, and the one practice
 moves most, since RLT mostly makes the insertion faster. Shows live progress (episode, phase, success rate, critical-phase time, learner updates).
 For the last ``--eval-minutes`` the demo turns the actor's exploration noise off (``ros2 param set /actor
@@ -36,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default runs/demo-<time>)")
     parser.add_argument("--realtime-factor", type=float, default=None,
                         help="simulated seconds per wall second (default: config/arms/sim.yaml)")
-    parser.add_argument("--budget", type=float, default=8.0,
+    parser.add_argument("--budget", type=float, default=6.0,
                         help="cycle-time budget of the summary, s: it also counts the successes whose critical phase "
-                             "was at most this long (default 8, about the base policy's median in the graph)")
+                             "was at most this long (default 6, about the base policy's median in the graph)")
     parser.add_argument("--critical-timeout", type=float, default=None,
                         help="the operator marks failure when the critical phase lasts longer, s "
                              "(episode.critical_timeout_s; default: config/rlt.yaml, 15)")
