@@ -62,3 +62,17 @@ def test_token_and_mark_episode_over_dds(processes, ros_node):
     second = call(False, "double mark")
     assert not second.accepted and "already marked" in second.message
     assert processes.stop(peer) in (0, -2), processes.log(peer)
+
+
+def test_a_hanging_rclpy_teardown_still_exits():
+    """After the node's close(), a hung rclpy teardown ends the process (code 0) instead of waiting for SIGKILL."""
+    import subprocess
+    import sys
+
+    code = ("import threading, time\n"
+            "from rlt_ros.ros import node_base\n"
+            "node_base.RCLPY_CLEANUP_S = 0.5\n"
+            "threading.Thread(target=node_base._exit_if_teardown_hangs, args=(threading.Event(), 'stuck')).start()\n"
+            "time.sleep(30)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 0 and "[stuck] rclpy teardown still running after 0.5 s: exiting" in proc.stderr

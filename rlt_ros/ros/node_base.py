@@ -10,8 +10,10 @@ clean shutdown on Ctrl-C or external shutdown, a non-zero exit code on a configu
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import sys
+import threading
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
@@ -67,6 +69,17 @@ class RltNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
 
+RCLPY_CLEANUP_S = 8.0  # longest wait for rclpy's own teardown after the node closed (below rlt launch's 15 s)
+
+
+def _exit_if_teardown_hangs(done: threading.Event, name: str) -> None:
+    """rclpy's executor teardown can hang after Ctrl-C (known rclpy executor issues). The node's own
+    ``close()`` (which saves what must be saved) has run by then; exit instead of waiting for SIGKILL."""
+    if not done.wait(RCLPY_CLEANUP_S):
+        print(f"[{name}] rclpy teardown still running after {RCLPY_CLEANUP_S:g} s: exiting", file=sys.stderr, flush=True)
+        os._exit(0)
+
+
 def run(node_class, args=None, threads: int = 2) -> None:
     """Create and spin ``node_class()``; exit code 1 when the node cannot start (configuration, hardware)."""
     rclpy.init(args=args)
@@ -87,9 +100,12 @@ def run(node_class, args=None, threads: int = 2) -> None:
     finally:
         if node is not None and hasattr(node, "close"):
             node.close()
-        executor.shutdown()
+        done = threading.Event()
+        threading.Thread(target=_exit_if_teardown_hangs, args=(done, node_class.__name__), daemon=True).start()
+        executor.shutdown(timeout_sec=RCLPY_CLEANUP_S / 2)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        done.set()
     if code:
         sys.exit(code)
