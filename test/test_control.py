@@ -224,6 +224,9 @@ def test_chunks_follow_the_clock_and_lead_the_driver():
     assert [tr.steps for tr in transitions] == [4, 4, 3, 1]
     assert [tr.done for tr in transitions] == [False, False, True, True]
     assert c._index == 1 and c.counters["chunks"] == 3
+    c.set_joint_state(np.zeros(3), 0.05, 0.05)
+    c.set_token(token(0.05, m.episode_id), 0.05)
+    assert c.tick(0.05).command is None  # the episode ended with the mark: idle
     with pytest.raises(ValueError, match="lead_rows"):
         ActorConfig(lead_rows=-1)
 
@@ -241,3 +244,14 @@ def test_a_token_observed_before_the_episode_start_is_not_used():
     c.set_token(token(1.22, m.episode_id), 1.22)  # the first observation of the new scene
     c.set_joint_state(np.zeros(3), 1.22, 1.22)
     assert c.tick(1.22).command.source == ChunkSource.VLA
+
+
+def test_a_clock_that_jumps_back_starts_a_new_chunk():
+    c, m = make(), EpisodeManager()
+    c.on_event(m.start(10.0))
+    assert run(c, m, 10.0, 1)[0]  # a chunk sent at t = 10 s
+    c.set_joint_state(np.zeros(3), 2.0, 2.0)
+    c.set_token(token(2.0, m.episode_id), 2.0)
+    # /clock restarted (e.g. a new simulation): a new chunk now, instead of waiting 8 s for the old one's rows
+    assert c.tick(2.0).command is not None
+    assert c.tick(2.02).command is None  # and then that chunk runs

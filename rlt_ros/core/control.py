@@ -160,7 +160,8 @@ class ChunkController:
         # rows of the running plan whose control step has come, by the clock, not by ticks: a late or
         # skipped tick (a loaded CPU) must not leave the driver without targets or the recorder behind it
         due = 0 if self._plan is None else int(np.floor((now - self._plan_t0) / self.arm.dt + 1e-6)) + 1
-        starts = human or self._plan is None or due > len(self._plan) - c.lead_rows  # a new chunk starts this tick
+        starts = (human or self._plan is None or due > len(self._plan) - c.lead_rows
+                  or now < self._plan_t0)  # a new chunk starts this tick (also after the clock jumped back)
         step = Step()
         # a token belongs to this episode when the vla node tagged it so *and* its observation was taken after
         # the episode's START (one from before the reset shows the old scene, e.g. where the socket was)
