@@ -144,15 +144,15 @@ class RewardNode(RltNode):
                 self._schedule_reset()
 
     def _first_start(self):
-        self._start_timer.cancel()
+        self.destroy_timer(self._start_timer)  # one-shot
         self._schedule_reset(delay=0.0)
 
     def _schedule_reset(self, delay: float | None = None):
         self._resetting = True
         timer = None
 
-        def fire():
-            timer.cancel()
+        def fire():  # one-shot: destroyed, so that hours of practice do not pile up cancelled timers
+            self.destroy_timer(timer)
             self._request_reset()
 
         timer = self.create_timer(self.reward_config.reset_delay_s if delay is None else max(delay, 1e-3), fire)
