@@ -120,6 +120,8 @@ def test_weights_swap_between_chunks_and_intervention_relabels():
     assert not cmds and c.policy is None  # mid-chunk: still the old behaviour
     cmds, _ = run(c, m, 4 * DT, 1)
     assert cmds[0].source == ChunkSource.ACTOR and c.counters["weight_swaps"] == 1
+    # the actor's largest deviation from ã (0.01 everywhere here) is counted, in milliradians
+    assert abs(c.counters["max_deviation_mrad"] - 1000 * np.max(np.abs(cmds[0].positions - 0.01))) <= 1
     c.on_event(m.intervention(True, 0.2))
     c.set_teleop(np.array([0.02, 0.0, -0.02]), 0.2)
     _, trans = run(c, m, 0.2, 6)

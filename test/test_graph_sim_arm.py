@@ -118,6 +118,9 @@ def test_sim_arm_behaves_like_a_ros2_control_arm(processes, ros_node, tmp_path):
     assert future.result().success and "socket at x=" in future.result().message
     wait_for(lambda: np.max(np.abs(seen.position(arm) - start)) < 0.1, 10, ros_node.spin_once,
              "the arm back at its start pose")
+    # the reset takes a control step: the new scene's joint states never reuse the old scene's last stamp
+    stamps = [to_seconds(m.header.stamp) for m in seen.joints]
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), "a joint-state stamp repeated or went back"
     assert processes.stop(proc) == 0, processes.log(proc)
 
 

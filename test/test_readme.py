@@ -17,3 +17,11 @@ def test_readme_parameter_table_is_current():
 def test_every_node_parameter_has_a_meaning():
     rows = [line for line in markdown_table().splitlines()[2:]]
     assert rows and all(not line.endswith("|  |") for line in rows), [r for r in rows if r.endswith("|  |")]
+
+
+def test_readers_of_a_parameter_prefix_come_from_the_nodes():
+    """`rlt demo --critical-timeout` sets episode.* on every node that reads it, found from the nodes' CONFIGS."""
+    from rlt_ros.commands.info import readers_of
+
+    assert readers_of("episode") == ["learner", "reward", "monitor"]
+    assert readers_of("driver") == ["sim_arm"] and readers_of("no_such_prefix") == []

@@ -104,6 +104,7 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
         codes = dict(procs.exited())
     assert all(code in (0, -signal.SIGINT, 128 + signal.SIGINT) for name, code in codes.items() if name != "learner"), \
         f"{codes}\n{log.getvalue()[-5000:]}"
+    assert "[sim_arm]: episode 1 ended: insertion depth" in log.getvalue()  # where each episode ended, logged at the reset
 
     # no command ever left the limits
     lower, upper = np.array(arm.position_lower), np.array(arm.position_upper)

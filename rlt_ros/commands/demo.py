@@ -6,7 +6,8 @@ through the same services a person would use). Episodes start just above the soc
 practice does. Besides the success rate (the operator marks failure after episode.critical_timeout_s,
 15 s) the summary counts the insertions done within a cycle-time budget (``--budget``, default 6 s, about
 the base policy's median in the graph): the figure a production line would count, and the one practice
-moves most, since RLT mostly makes the insertion faster. Shows live progress (episode, phase, success rate, critical-phase time, learner updates).
+moves most, since RLT mostly makes the insertion faster. Shows live progress (episode, phase, success
+rate, critical-phase time, learner updates).
 For the last ``--eval-minutes`` the demo turns the actor's exploration noise off (``ros2 param set /actor
 actor.explore false``, as a user evaluates) and ends with a table: the base policy (episodes before the
 actor's first weights), practice in blocks of episodes, and the noise-free evaluation of the practised
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "was at most this long (default 6, about the base policy's median in the graph)")
     parser.add_argument("--critical-timeout", type=float, default=None,
                         help="the operator marks failure when the critical phase lasts longer, s "
-                             "(episode.critical_timeout_s; default: config/rlt.yaml, 15)")
+                             "(episode.critical_timeout_s, 0 = never; default: config/rlt.yaml, 15)")
     parser.add_argument("--block", type=int, default=10, help="episodes per practice row of the summary (default 10)")
 
 
@@ -162,18 +163,19 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import SingleThreadedExecutor
 
     from rlt_ros import graph as graph_mod
+    from rlt_ros.commands.info import readers_of
     from rlt_ros.commands.launch import GraphProcesses
     from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats
     from rlt_ros.ros import qos
     from rlt_ros.ros.conversions import event_from_msg
 
-    if args.minutes <= 0 or args.eval_minutes < 0 or args.budget <= 0 or (args.critical_timeout or 1) <= 0:
-        raise SystemExit("rlt demo: --minutes, --budget and --critical-timeout must be > 0, --eval-minutes >= 0")
+    if args.minutes <= 0 or args.budget <= 0 or args.eval_minutes < 0 or (args.critical_timeout or 0) < 0:
+        raise SystemExit("rlt demo: --minutes and --budget must be > 0, --eval-minutes and --critical-timeout >= 0")
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     overrides = {"learner": {"learner.output_dir": str(out / "learner")}}
-    if args.critical_timeout is not None:  # every node that reads episode.*
-        for name in ("learner", "reward", "monitor"):
+    if args.critical_timeout is not None:
+        for name in readers_of("episode"):
             overrides.setdefault(name, {})["episode.critical_timeout_s"] = float(args.critical_timeout)
     if args.realtime_factor is not None:
         overrides["sim_arm"] = {"driver.realtime_factor": float(args.realtime_factor)}

@@ -16,18 +16,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", action="store_true", help="as a markdown table (with --params)")
 
 
+def node_configs() -> list[tuple[str, dict[str, type]]]:
+    """(node name, {parameter prefix: configuration dataclass}) of every node of the graph."""
+    from rlt_ros.graph import NODES
+
+    out = []
+    for spec in NODES:
+        module = importlib.import_module(spec.module)
+        node_class = next(c for c in vars(module).values()
+                          if isinstance(c, type) and c.__module__ == module.__name__ and "CONFIGS" in vars(c))
+        out.append((spec.name, node_class.CONFIGS))
+    return out
+
+
+def readers_of(prefix: str) -> list[str]:
+    """Names of the nodes that read the parameters ``<prefix>.*``."""
+    return [name for name, configs in node_configs() if prefix in configs]
+
+
 def node_parameters() -> list[tuple[str, str, str, str]]:
     """(nodes, parameter, default, meaning) for every parameter of every node, shared ones once."""
     from rlt_ros.core.config_fields import field_docs
     from rlt_ros.graph import NODES
 
     owners: dict[tuple[str, type], list[str]] = {}
-    for spec in NODES:
-        module = importlib.import_module(spec.module)
-        node_class = next(c for c in vars(module).values()
-                          if isinstance(c, type) and c.__module__ == module.__name__ and "CONFIGS" in vars(c))
-        for prefix, cls in node_class.CONFIGS.items():
-            owners.setdefault((prefix, cls), []).append(spec.name)
+    for name, configs in node_configs():
+        for prefix, cls in configs.items():
+            owners.setdefault((prefix, cls), []).append(name)
     rows = []
     for (prefix, cls), nodes in owners.items():
         nodes = ["all nodes"] if len(nodes) == len(NODES) else nodes

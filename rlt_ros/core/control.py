@@ -191,12 +191,13 @@ class ChunkController:
         """The running plan's rows up to ``rows`` are executed: record them (RL phase), advance ã."""
         if self._plan is None:
             return
-        for i in range(self._index, min(rows, len(self._plan))):
-            if self.tracker.phase in (Phase.RL, Phase.INTERVENTION):
+        end = max(self._index, min(rows, len(self._plan)))
+        if self.tracker.phase in (Phase.RL, Phase.INTERVENTION):
+            for row in self._plan[self._index: end]:
                 if self.config.record:
-                    self._record(token, self._plan[i], human, step)
+                    self._record(token, row, human, step)
                 self._reference.step()
-            self._index = i + 1
+        self._index = end
 
     def _new_plan(self, token: TokenPacket, skip: int, step: Step, now: float) -> None:
         """A new chunk from ``token``, whose first ``skip`` rows (the time since its observation) are past."""
