@@ -76,3 +76,15 @@ def test_a_hanging_rclpy_teardown_still_exits():
             "time.sleep(30)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert proc.returncode == 0 and "[stuck] rclpy teardown still running after 0.5 s: exiting" in proc.stderr
+
+
+def test_ctrl_c_during_message_conversion_is_a_clean_stop():
+    """Ctrl-C while rclpy converts a received message (seen in CI-like runs: monitor_node exited 1 with
+    "Unable to convert call argument '0' to Python object") stops the node cleanly: close() runs, code 0."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(ROOT / "test" / "peers" / "interrupted_listener.py")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "closed" in proc.stdout
+    assert "stopping: the shutdown signal interrupted a callback (Unable to convert" in proc.stderr

@@ -92,10 +92,15 @@ def run(node_class, args=None, threads: int = 2) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ParameterError, ValueError, RuntimeError, FileNotFoundError) as err:
-        if node is not None:  # a failure while running is a bug: show the traceback
+        if node is None:
+            rclpy.logging.get_logger(node_class.__name__).fatal(f"cannot start: {err}")
+            code = 1
+        elif isinstance(err, RuntimeError) and not rclpy.ok():
+            # the stop signal arrived while rclpy converted a received message to Python: pybind11 reports
+            # the interrupted conversion as "Unable to convert call argument '0' to Python object"
+            rclpy.logging.get_logger(node.get_name()).info(f"stopping: the shutdown signal interrupted a callback ({err})")
+        else:  # a failure while running is a bug: show the traceback
             raise
-        rclpy.logging.get_logger(node_class.__name__).fatal(f"cannot start: {err}")
-        code = 1
     finally:
         if node is not None and hasattr(node, "close"):
             node.close()
