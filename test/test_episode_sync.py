@@ -87,3 +87,11 @@ def test_demo_progress_splits_base_and_practice():
     assert "| RLT practice, episodes 2-3 (exploring) | 2 | 0% | 0% | - |" in table
     assert "| RLT after practice, no exploration noise | 2 | 100% | 0% | 3.00 |" in table
     assert "| all episodes | 5 | 60% | 20% | 3.00 |" in table
+
+
+def test_demo_summary_blocks_fold_a_short_tail():
+    from rlt_ros.commands.demo import blocks
+
+    assert blocks(list(range(24)), 10) == [list(range(10)), list(range(10, 24))]  # 4 < 5: joins
+    assert blocks(list(range(25)), 10) == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+    assert blocks(list(range(3)), 10) == [[0, 1, 2]] and blocks([], 10) == []

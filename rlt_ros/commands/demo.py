@@ -115,6 +115,15 @@ class Progress:
         self.out.flush()
 
 
+def blocks(records: list, size: int) -> list[list]:
+    """``records`` in blocks of ``size``; a last block shorter than half of it joins the one before."""
+    parts = [records[i: i + size] for i in range(0, len(records), size)]
+    if len(parts) > 1 and len(parts[-1]) < size / 2:
+        tail = parts.pop()
+        parts[-1] = parts[-1] + tail
+    return parts
+
+
 def summary(progress: Progress, block: int, budget_s: float) -> str:
     """The table: success, successes within ``budget_s`` of the handover, median critical phase of successes."""
     def row(name, records):
@@ -130,8 +139,7 @@ def summary(progress: Progress, block: int, budget_s: float) -> str:
     lines = [f"| policy | episodes | success | inserted within {budget_s:g} s | median critical phase [s] |",
              "|---|---|---|---|---|",
              row("base VLA (before the actor's first weights)", base)]
-    for i in range(0, len(practice), block):
-        part = practice[i: i + block]
+    for part in blocks(practice, block):
         lines.append(row(f"RLT practice, episodes {part[0].episode_id}-{part[-1].episode_id} (exploring)", part))
     if progress.eval_after_episode is not None:
         lines.append(row("RLT after practice, no exploration noise", evaluation))
