@@ -105,3 +105,25 @@ def test_save_load_and_dimension_errors(tmp_path):
 def test_pooled_prefix_is_masked_mean():
     z = np.arange(12, dtype=np.float32).reshape(3, 4)
     np.testing.assert_allclose(pooled_prefix(z, np.array([True, True, False])), z[:2].mean(0))
+
+
+def test_token_probe_finds_a_signal_and_no_more():
+    """bench/token_probe.py's probes: a state that holds the target gives a small held-out error, one that
+    does not gives about the target's spread, and the MLP reads a non-linear signal ridge cannot."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "token_probe.py"
+    spec = importlib.util.spec_from_file_location("token_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 8)).astype(np.float32)
+    train = np.arange(600) % 4 != 0
+    linear = x[:, :2] * np.float32(1.5)
+    assert np.all(probe.ridge_rmse(x, linear, train) < 0.05)
+    unrelated = rng.standard_normal((600, 2)).astype(np.float32)
+    assert np.all(probe.ridge_rmse(x, unrelated, train) > 0.8)
+    bent = np.abs(x[:, :2]) * np.float32(2.0)  # spread ~1.2; invisible to a linear probe
+    ridge, mlp = probe.ridge_rmse(x, bent, train), probe.mlp_rmse(x, bent, train, steps=400)
+    assert np.all(ridge > 1.0) and np.all(mlp < 0.5 * ridge), (ridge, mlp)
