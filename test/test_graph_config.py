@@ -117,6 +117,26 @@ def test_graph_parameters_and_overrides():
     assert "sim.start" not in {s.name: s for s in graph.graph("train", "sim")}["sim_arm"].overrides
 
 
+def test_demo_options_reach_the_graph(tmp_path):
+    """rlt demo's --start, --critical-timeout and --realtime-factor become parameters of the nodes that read them."""
+    import argparse
+
+    from rlt_ros.commands import demo
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    plain = {s.name: s for s in graph.graph("demo", "sim", demo.graph_overrides(parser.parse_args([]), tmp_path))}
+    assert plain["sim_arm"].overrides["sim.start"] == "pre_critical"
+    assert plain["learner"].overrides["learner.output_dir"] == str(tmp_path / "learner")
+    assert all("episode.critical_timeout_s" not in s.overrides for s in plain.values())
+    args = parser.parse_args(["--start", "home", "--critical-timeout", "7", "--realtime-factor", "0.5"])
+    specs = {s.name: s for s in graph.graph("demo", "sim", demo.graph_overrides(args, tmp_path))}
+    assert specs["sim_arm"].overrides["sim.start"] == "home"
+    assert specs["sim_arm"].overrides["driver.realtime_factor"] == 0.5
+    readers = {n for n, s in specs.items() if s.overrides.get("episode.critical_timeout_s") == 7.0}
+    assert {"reward", "learner"} <= readers
+
+
 def test_graph_errors_name_the_valid_choices(tmp_path):
     with pytest.raises(ValueError, match="valid arms: sim, ur, franka, so101"):
         graph.graph("train", "kuka")

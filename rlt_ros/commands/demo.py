@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--critical-timeout", type=float, default=None,
                         help="the operator marks failure when the critical phase lasts longer, s "
                              "(episode.critical_timeout_s, 0 = never; default: config/rlt.yaml, 15)")
+    parser.add_argument("--start", choices=("pre_critical", "home"), default="pre_critical",
+                        help="where each episode starts: just above the socket (default) or at home, the full task "
+                             "(the VLA's approach first; longer episodes)")
     parser.add_argument("--block", type=int, default=10, help="episodes per practice row of the summary (default 10)")
 
 
@@ -166,12 +169,24 @@ def set_exploration(node, enabled: bool, timeout_s: float = 10.0) -> str:
     return "" if result.successful else result.reason
 
 
+def graph_overrides(args: argparse.Namespace, out: Path) -> dict[str, dict]:
+    """node name -> {parameter: value} of the demo's command-line options, applied over the demo graph."""
+    from rlt_ros.commands.info import readers_of
+
+    overrides = {"learner": {"learner.output_dir": str(out / "learner")}, "sim_arm": {"sim.start": args.start}}
+    if args.critical_timeout is not None:
+        for name in readers_of("episode"):
+            overrides.setdefault(name, {})["episode.critical_timeout_s"] = float(args.critical_timeout)
+    if args.realtime_factor is not None:
+        overrides["sim_arm"]["driver.realtime_factor"] = float(args.realtime_factor)
+    return overrides
+
+
 def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     from rlt_ros import graph as graph_mod
-    from rlt_ros.commands.info import readers_of
     from rlt_ros.commands.launch import GraphProcesses
     from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats
     from rlt_ros.ros import qos
@@ -181,13 +196,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("rlt demo: --minutes and --budget must be > 0, --eval-minutes and --critical-timeout >= 0")
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    overrides = {"learner": {"learner.output_dir": str(out / "learner")}}
-    if args.critical_timeout is not None:
-        for name in readers_of("episode"):
-            overrides.setdefault(name, {})["episode.critical_timeout_s"] = float(args.critical_timeout)
-    if args.realtime_factor is not None:
-        overrides["sim_arm"] = {"driver.realtime_factor": float(args.realtime_factor)}
-    specs = graph_mod.graph("demo", "sim", overrides)
+    specs = graph_mod.graph("demo", "sim", graph_overrides(args, out))
     progress = Progress()
     evaluation = (f", the last {args.eval_minutes:g} without exploration noise"
                   if 0 < args.eval_minutes < args.minutes else "")
