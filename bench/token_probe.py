@@ -43,9 +43,8 @@ def collect(episodes: int, token_dir: str, vla_dir: str | None, seed: int) -> di
         policy.reset(obs)
         steps = 0
         while True:
-            look = info.get("in_critical_phase", False) and steps % 2 == 0
-            state = env.task_state()
-            if look and state["insertion_depth_mm"] < 0:  # above the mouth: where the lateral error decides
+            state = env.task_state() if info.get("in_critical_phase", False) and steps % 2 == 0 else None
+            if state is not None and state["insertion_depth_mm"] < 0:  # above the mouth: the lateral error decides
                 out = vla.infer(observation_from_sim(obs, env.instruction))
                 data["token"].append(encoder.encode(out.prefix_embeddings, out.prefix_mask))
                 data["pooled"].append(pooled_prefix(out.prefix_embeddings, out.prefix_mask))
