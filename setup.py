@@ -9,7 +9,7 @@ import re
 from glob import glob
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).parent
 PACKAGE = "rlt_ros"
@@ -31,7 +31,8 @@ setup(
     name=PACKAGE,
     version=VERSION,
     description="RL Token (RLT) online refinement of a frozen VLA for ROS 2 arms",
-    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    # namespace discovery also lists the data-only folders (rlt_ros/checkpoints/*), whose files package_data ships
+    packages=find_namespace_packages(include=[PACKAGE, f"{PACKAGE}.*"], exclude=["*.__pycache__"]),
     package_data={PACKAGE: ["checkpoints/**/*"]},
     include_package_data=True,
     python_requires=">=3.10",

@@ -42,10 +42,8 @@ KIND_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "eval": {"actor": {"actor.explore": False}},  # the frozen policy, without exploration noise
     # the demo practises the critical phase as the paper's curriculum starts: every episode from just above
     # the socket (the VLA still drives the approach; `rlt demo --start home` for the full task), with nobody
-    # there to activate the actor; ~10 VLA episodes fill the buffer before the first update, so the
-    # summary's base-policy row means something
-    "demo": {"sim_arm": {"sim.start": "pre_critical"}, "actor": {"actor.autostart": True},
-             "learner": {"rlt.warmup_transitions": 1500}},
+    # there to activate the actor
+    "demo": {"sim_arm": {"sim.start": "pre_critical"}, "actor": {"actor.autostart": True}},
 }
 
 Scalar = bool | int | float | str

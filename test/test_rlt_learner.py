@@ -48,6 +48,24 @@ def test_utd_budget_and_critic_actor_ratio():
     assert learner.catch_up() == 10
 
 
+def test_no_weights_leave_before_the_warm_up_budget_is_spent(tmp_path):
+    rb = ReplayBuffer(T, P, C, A)
+    learner = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path)
+    fill(rb, 30)  # training starts with a budget of 5 x 30 = 150 updates
+    learner.run_updates(140)  # a learner slower than the data: the acting side must keep the VLA's chunk
+    assert learner.weights.get() is None
+    learner.run_updates(10)
+    assert learner.weights.get()[0] == 150  # the first weights: the warm-up budget spent, not a multiple of 10
+    fill(rb, 4, start=30)
+    learner.catch_up()
+    assert learner.weights.get()[0] == 170  # then every export_every updates
+    learner.save()
+    resumed = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path)
+    resumed.resume()  # a restarted learner's actor is trained already: it exports at once
+    resumed.run_updates(10)
+    assert resumed.weights.get()[0] == 180
+
+
 def test_background_thread_spends_budget_and_exports(tmp_path):
     rb = ReplayBuffer(T, P, C, A)
     learner = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path, checkpoint_every=50,

@@ -292,7 +292,11 @@ class Learner:
     Update budget (UTD): after the buffer holds ``warmup_transitions`` (and at least one batch), the learner
     may do ``pretrain_updates + utd x transitions_added`` critic updates in total. ``catch_up()`` spends the
     budget synchronously (deterministic, for benchmarks); ``start()`` spends it in a background thread
-    (the acting side never waits). Weights are exported to ``weights`` every ``export_every`` updates.
+    (the acting side never waits). Weights are exported to ``weights`` every ``export_every`` updates, but
+    none before the warm-up budget (the budget when training starts: ``pretrain_updates + utd x`` the
+    warm-up transitions) is spent: a learner slower than the data (a robot's graph on a CPU) would otherwise
+    hand the actor a critic of a few hundred updates, whose gradient sent the simulated plug off the socket's
+    top face; until then the acting side keeps passing the VLA's chunk through (more warm-up data).
     """
 
     def __init__(self, algorithm: RLTAlgorithm, replay: ReplayBuffer, checkpoint_dir: str | Path | None = None,
@@ -311,6 +315,7 @@ class Learner:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.error: BaseException | None = None
+        self.first_export_at = 0  # no weights leave before this many updates (set when training starts)
         self.extra_state: dict = {}  # saved into state.json with each checkpoint (e.g. episode counters)
 
     # ---- budget ---------------------------------------------------------------------------------
@@ -336,15 +341,16 @@ class Learner:
     # ---- updates --------------------------------------------------------------------------------
     def run_updates(self, n: int) -> dict[str, float]:
         """``n`` updates now (ignores the budget); exports and checkpoints on schedule."""
-        if not bool(self.algorithm.normalizer.fitted):
+        if not bool(self.algorithm.normalizer.fitted):  # training starts (a resumed learner was fitted already)
             self.fit_normalizer()
+            self.first_export_at = self.budget()
         stats: dict[str, float] = {}
         for _ in range(n):
             batch = self.replay.sample(self.cfg.batch_size, self.rng)
             with self._lock:
                 stats = self.algorithm.update(batch)
                 u = self.algorithm.num_updates
-            if u % self.cfg.export_every == 0:
+            if u == self.first_export_at or (u % self.cfg.export_every == 0 and u > self.first_export_at):
                 self.export()
             if self.checkpoint_every and self.checkpoint_dir is not None and u % self.checkpoint_every == 0:
                 self.save()
