@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # pytest args, e.g. make test PYTEST_ARGS="-k sim -x"
 PYTEST_ARGS ?=
-# make demo MINUTES=8 (the last 3 minutes evaluate without exploration noise)
-MINUTES ?= 12
+# make demo MINUTES=10 (the last 4 minutes evaluate without exploration noise)
+MINUTES ?= 15
 
 .PHONY: setup test demo bench clean help
 

@@ -113,7 +113,8 @@ def test_graph_parameters_and_overrides():
     assert "actor.explore" not in real["actor"].overrides
     demo = {s.name: s for s in graph.graph("demo", "sim")}
     assert demo["sim_arm"].overrides["sim.start"] == "pre_critical" and demo["actor"].overrides["actor.autostart"]
-    assert "rlt.warmup_transitions" not in demo["learner"].overrides  # the learner's first export waits for the warm-up budget
+    assert all(spec.overrides["episode.critical_timeout_s"] == 7.0 for spec in demo.values())  # the cycle time
+    assert demo["learner"].overrides["rlt.warmup_transitions"] == 1000
     assert "sim.start" not in {s.name: s for s in graph.graph("train", "sim")}["sim_arm"].overrides
 
 
@@ -125,15 +126,16 @@ def test_demo_options_reach_the_graph(tmp_path):
 
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)
-    plain = {s.name: s for s in graph.graph("demo", "sim", demo.graph_overrides(parser.parse_args([]), tmp_path))}
-    assert plain["sim_arm"].overrides["sim.start"] == "pre_critical"
+    defaults = parser.parse_args([])
+    plain = {s.name: s for s in graph.graph("demo", "sim", demo.graph_overrides(defaults, tmp_path))}
+    assert plain["sim_arm"].overrides["sim.start"] == demo.demo_start(defaults) == "pre_critical"  # the graph's
     assert plain["learner"].overrides["learner.output_dir"] == str(tmp_path / "learner")
-    assert all("episode.critical_timeout_s" not in s.overrides for s in plain.values())
-    args = parser.parse_args(["--start", "home", "--critical-timeout", "7", "--realtime-factor", "0.5"])
+    assert all(s.overrides["episode.critical_timeout_s"] == 7.0 for s in plain.values())
+    args = parser.parse_args(["--start", "home", "--critical-timeout", "15", "--realtime-factor", "0.5"])
     specs = {s.name: s for s in graph.graph("demo", "sim", demo.graph_overrides(args, tmp_path))}
-    assert specs["sim_arm"].overrides["sim.start"] == "home"
+    assert specs["sim_arm"].overrides["sim.start"] == demo.demo_start(args) == "home"
     assert specs["sim_arm"].overrides["driver.realtime_factor"] == 0.5
-    readers = {n for n, s in specs.items() if s.overrides.get("episode.critical_timeout_s") == 7.0}
+    readers = {n for n, s in specs.items() if s.overrides.get("episode.critical_timeout_s") == 15.0}
     assert {"reward", "learner"} <= readers
 
 

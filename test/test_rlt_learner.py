@@ -40,8 +40,12 @@ def test_utd_budget_and_critic_actor_ratio():
     learner = Learner(RLTAlgorithm(cfg()), rb)
     fill(rb, 10)
     assert not learner.ready() and learner.catch_up() == 0  # below warm-up: no updates
+    assert learner.progress() == {"pending_updates": 0.0, "utd_achieved": 0.0}
     fill(rb, 15, start=10)
-    assert learner.catch_up() == 5 * 25
+    assert learner.progress() == {"pending_updates": 125.0, "utd_achieved": 0.0}  # behind by the warm-up budget
+    learner.run_updates(50)
+    assert learner.progress() == {"pending_updates": 75.0, "utd_achieved": 2.0}
+    assert learner.catch_up() == 5 * 25 - 50
     assert learner.algorithm.num_updates == 125 and learner.algorithm.num_actor_updates == 62
     assert bool(learner.algorithm.normalizer.fitted)
     fill(rb, 2, start=25)

@@ -77,6 +77,8 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
         wait_for(lambda: weights and any(c.source == ChunkSource.ACTOR.value for c in chunks), 150,
                  ros_node.spin_once, "actor chunks with the learner's weights\n" + log.getvalue()[-5000:])
         assert weights[-1].version > 0
+        named = dict(zip(stats[-1].names, stats[-1].values))  # how the learner keeps up with the data
+        assert 0 < named["utd_achieved"] <= 1.0 + 1e-6 and named["pending_updates"] >= 0
 
         # `ros2 param set /actor ...`: exploration may change at run time, start-up settings are refused
         from rcl_interfaces.srv import SetParameters

@@ -4,7 +4,8 @@ Receives critical-phase transitions on /rlt/transitions into a replay buffer tha
 as it grows (a crash loses no transition; a restart resumes from the last checkpoint plus the whole
 buffer), trains the twin critics and the actor in a background thread (UTD ratio, 2 critic updates per
 actor update), publishes actor weights on /rlt/actor_weights (latched: a restarted actor gets the
-newest), checkpoints, and publishes training metrics on /rlt/learner_stats. Episode outcomes come from
+newest), checkpoints, and publishes training metrics on /rlt/learner_stats (with ``utd_achieved`` and
+``pending_updates``: a learner slower than the data says so in its log). Episode outcomes come from
 /rlt/events.
 """
 
@@ -40,6 +41,7 @@ class LearnerNodeConfig:
 class LearnerNode(RltNode):
     CONFIGS = {"arm": ArmConfig, "learner": LearnerNodeConfig, "rlt": RLTConfig,  # prefix -> configuration
                "episode": EpisodeConfig}
+    BEHIND_UPDATES = 2000  # pending updates beyond which a learner below 80% of its UTD says so
 
     def __init__(self):
         super().__init__("learner")
@@ -95,7 +97,14 @@ class LearnerNode(RltNode):
             version, weights, config_json = item
             self.weights_pub.publish(ActorWeights(header=header(self.now()), version=version,
                                                   config_json=config_json, safetensors=weights))
-        s = self.learner.stats
+        s = {**self.learner.stats, **self.learner.progress()}
+        behind = s["pending_updates"] > self.BEHIND_UPDATES and s["utd_achieved"] < 0.8 * self.rlt_config.utd
+        if behind and self.learner.algorithm.num_updates > self.learner.first_export_at:  # past the warm-up budget
+            self.get_logger().warning(
+                f"the learner is behind the data: UTD {s['utd_achieved']:.1f} achieved of {self.rlt_config.utd}, "
+                f"{int(s['pending_updates'])} updates pending; the actor acts on weights trained less than configured "
+                "(a faster machine for the learner, or fewer torch threads for the other nodes)",
+                throttle_duration_sec=60.0)
         self.stats_pub.publish(LearnerStats(
             header=header(self.now()), updates=self.learner.algorithm.num_updates, transitions=len(self.replay),
             episodes=len(self.episodes.history), success_rate=self.episodes.success_rate(),

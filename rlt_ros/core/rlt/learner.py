@@ -331,6 +331,13 @@ class Learner:
     def pending(self) -> int:
         return max(0, self.budget() - self.algorithm.num_updates)
 
+    def progress(self) -> dict[str, float]:
+        """How the learner keeps up with the data: updates still pending, and the UTD ratio achieved so far
+        (critic updates per transition added; below ``utd`` when the updates are slower than the data)."""
+        added = self.replay.total_added
+        return {"pending_updates": float(self.pending()),
+                "utd_achieved": self.algorithm.num_updates / added if added and self.ready() else 0.0}
+
     def fit_normalizer(self) -> None:
         """Fit the normaliser on the buffer's contents (once, when training starts)."""
         data = self.replay.arrays()
