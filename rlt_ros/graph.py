@@ -44,9 +44,9 @@ KIND_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     # the demo: every episode starts just above the socket (the paper's practice curriculum starts there; the
     # VLA still drives the last approach; `rlt demo --start home` for the full task), nobody is there to
     # activate the actor, and the simulated operator holds the insertion to a 7 s cycle time: one not done
-    # 7 s after the handover is a failure (the base VLA's median is ~6.3 s, so it fails about half the
+    # 7 s after the handover is a failure (the base VLA's median is ~6.2 s, so it fails about half the
     # time). A warm-up of 1000 transitions, plus the learner's catch-up on them (its first weights wait
-    # for it), gives the summary's base-policy row ~15 episodes.
+    # for it), gives the summary's base-policy row ~20 episodes.
     "demo": {"*": {"episode.critical_timeout_s": 7.0}, "sim_arm": {"sim.start": "pre_critical"},
              "actor": {"actor.autostart": True}, "learner": {"rlt.warmup_transitions": 1000}},
 }

@@ -56,8 +56,13 @@ def test_no_weights_leave_before_the_warm_up_budget_is_spent(tmp_path):
     rb = ReplayBuffer(T, P, C, A)
     learner = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path)
     fill(rb, 30)  # training starts with a budget of 5 x 30 = 150 updates
-    learner.run_updates(140)  # a learner slower than the data: the acting side must keep the VLA's chunk
+    learner.run_updates(130)  # a learner slower than the data: the acting side must keep the VLA's chunk
     assert learner.weights.get() is None
+    learner.save()  # stopped during its warm-up and restarted: it still holds its weights back
+    learner = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path)
+    learner.resume()
+    learner.run_updates(10)
+    assert learner.weights.get() is None and learner.algorithm.num_updates == 140
     learner.run_updates(10)
     assert learner.weights.get()[0] == 150  # the first weights: the warm-up budget spent, not a multiple of 10
     fill(rb, 4, start=30)

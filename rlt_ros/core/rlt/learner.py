@@ -384,7 +384,8 @@ class Learner:
             return None
         self.replay.sync()  # the checkpoint never refers to transitions that could still be lost
         with self._lock:
-            extra = {"replay_total_added": self.replay.total_added, **self.extra_state}
+            extra = {"replay_total_added": self.replay.total_added, "first_export_at": self.first_export_at,
+                     **self.extra_state}
             path = save_checkpoint(self.checkpoint_dir, self.algorithm, extra)
             if self.actor_dir is not None:
                 save_actor(self.actor_dir, *self.algorithm.export())
@@ -396,7 +397,9 @@ class Learner:
             return None
         with self._lock:
             info = load_checkpoint(self.checkpoint_dir, self.algorithm)
-        self.extra_state = {k: v for k, v in info.items() if k not in ("counters", "replay_total_added")}
+        self.first_export_at = int(info.get("first_export_at", 0))  # a learner stopped in its warm-up still holds
+        self.extra_state = {k: v for k, v in info.items()
+                            if k not in ("counters", "replay_total_added", "first_export_at")}
         return info
 
     # ---- background thread ------------------------------------------------------------------------
