@@ -29,7 +29,7 @@ from rlt_ros.core.episode import EpisodeRecord, EpisodeStats, PhaseTracker
 
 
 # episode start -> default cycle-time budget of the summary [s]: about the base policy's median critical phase
-BUDGET_S = {"home": 9.0, "pre_critical": 6.0}
+BUDGET_S = {"pre_critical": 6.0, "home": 9.0}
 
 
 def demo_start(args: argparse.Namespace) -> str:
@@ -40,6 +40,8 @@ def demo_start(args: argparse.Namespace) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from rlt_ros.graph import KIND_OVERRIDES
+
     parser.add_argument("--minutes", type=float, default=15.0,
                         help="wall-clock length of the whole demo, evaluation included (default 15)")
     parser.add_argument("--eval-minutes", type=float, default=4.0,
@@ -55,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              + ", ".join(f"{v:g} s from {k}" for k, v in BUDGET_S.items()) + ")")
     parser.add_argument("--critical-timeout", type=float, default=None,
                         help="the operator marks failure when the critical phase lasts longer, s "
-                             "(episode.critical_timeout_s, 0 = never; default: the demo graph's cycle time, 7; "
-                             "config/rlt.yaml has 15)")
+                             f"(episode.critical_timeout_s, 0 = never; default: the demo graph's cycle time, "
+                             f"{KIND_OVERRIDES['demo']['*']['episode.critical_timeout_s']:g}; config/rlt.yaml has 15)")
     parser.add_argument("--start", choices=tuple(BUDGET_S), default=None,
                         help="where each episode starts: just above the socket (the demo graph's default) or at home, "
                              "the full task (the VLA's approach first; longer episodes)")
