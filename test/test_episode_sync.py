@@ -76,6 +76,9 @@ def test_demo_progress_splits_base_and_practice():
         for e in (m.start(t), m.handover(t + 1), m.mark(False, t + 2)):
             p.on_event(e)
     assert "episode 3 IDLE" in p.line(5.0) and "success 1/3" in p.line(5.0)
+    from rlt_ros.msg import LearnerStats
+    p.on_stats(LearnerStats(updates=250, transitions=100, names=["q_mean", "utd_achieved"], values=[0.5, 2.5]))
+    assert "updates 250 (UTD 2.5) | transitions 100" in p.line(5.0)
     p.start_evaluation()  # after episode 3: exploration off
     for t in (20.0, 30.0):
         for e in (m.start(t), m.handover(t + 1), m.mark(True, t + 4)):

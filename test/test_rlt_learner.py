@@ -52,6 +52,19 @@ def test_utd_budget_and_critic_actor_ratio():
     assert learner.catch_up() == 10
 
 
+def test_behind_only_past_the_warm_up_budget():
+    rb = ReplayBuffer(T, P, C, A)
+    learner = Learner(RLTAlgorithm(cfg()), rb)
+    fill(rb, 25)
+    learner.run_updates(50)  # 75 updates pending, UTD 2 of 5, but still spending its warm-up budget
+    assert not learner.behind(min_pending=10)
+    learner.run_updates(75)
+    fill(rb, 20, start=25)  # the data outrun the learner: 100 pending, UTD 125 / 45 = 2.8 of 5
+    assert learner.behind(min_pending=10) and not learner.behind(min_pending=100)
+    learner.catch_up()
+    assert not learner.behind(min_pending=10)
+
+
 def test_no_weights_leave_before_the_warm_up_budget_is_spent(tmp_path):
     rb = ReplayBuffer(T, P, C, A)
     learner = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from rlt_ros.core.episode import EpisodeRecord, EpisodeStats, PhaseTracker
+from rlt_ros.graph import KIND_OVERRIDES
 
 
 # episode start -> default cycle-time budget of the summary [s]: about the base policy's median critical phase
@@ -34,14 +35,10 @@ BUDGET_S = {"pre_critical": 6.0, "home": 9.0}
 
 def demo_start(args: argparse.Namespace) -> str:
     """Where the demo's episodes start: --start, else the demo graph's sim.start."""
-    from rlt_ros.graph import KIND_OVERRIDES
-
     return args.start or KIND_OVERRIDES["demo"]["sim_arm"]["sim.start"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rlt_ros.graph import KIND_OVERRIDES
-
     parser.add_argument("--minutes", type=float, default=15.0,
                         help="wall-clock length of the whole demo, evaluation included (default 15)")
     parser.add_argument("--eval-minutes", type=float, default=4.0,

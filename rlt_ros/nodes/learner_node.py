@@ -41,7 +41,6 @@ class LearnerNodeConfig:
 class LearnerNode(RltNode):
     CONFIGS = {"arm": ArmConfig, "learner": LearnerNodeConfig, "rlt": RLTConfig,  # prefix -> configuration
                "episode": EpisodeConfig}
-    BEHIND_UPDATES = 2000  # pending updates beyond which a learner below 80% of its UTD says so
 
     def __init__(self):
         super().__init__("learner")
@@ -98,8 +97,7 @@ class LearnerNode(RltNode):
             self.weights_pub.publish(ActorWeights(header=header(self.now()), version=version,
                                                   config_json=config_json, safetensors=weights))
         s = {**self.learner.stats, **self.learner.progress()}
-        behind = s["pending_updates"] > self.BEHIND_UPDATES and s["utd_achieved"] < 0.8 * self.rlt_config.utd
-        if behind and self.learner.algorithm.num_updates > self.learner.first_export_at:  # past the warm-up budget
+        if self.learner.behind():
             self.get_logger().warning(
                 f"the learner is behind the data: UTD {s['utd_achieved']:.1f} achieved of {self.rlt_config.utd}, "
                 f"{int(s['pending_updates'])} updates pending; the actor acts on weights trained less than configured "

@@ -338,6 +338,13 @@ class Learner:
         return {"pending_updates": float(self.pending()),
                 "utd_achieved": self.algorithm.num_updates / added if added and self.ready() else 0.0}
 
+    def behind(self, min_pending: int = 2000, fraction: float = 0.8) -> bool:
+        """True when, past its warm-up budget, the learner lags the data: more than ``min_pending`` updates
+        pending and under ``fraction`` of its UTD achieved (the acting side then uses less-trained weights)."""
+        p = self.progress()
+        return (self.algorithm.num_updates >= self.first_export_at and p["pending_updates"] > min_pending
+                and p["utd_achieved"] < fraction * self.cfg.utd)
+
     def fit_normalizer(self) -> None:
         """Fit the normaliser on the buffer's contents (once, when training starts)."""
         data = self.replay.arrays()
