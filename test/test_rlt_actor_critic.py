@@ -150,8 +150,10 @@ def test_state_dict_round_trip_continues_identically(tmp_path, caplog):
     # a training hyperparameter may change on resume, but not silently
     caplog.clear()
     with caplog.at_level("WARNING", logger="rlt_ros.core.rlt.learner"):
-        load_checkpoint(tmp_path, RLTAlgorithm(small_cfg(beta=0.03)))
+        a4 = RLTAlgorithm(small_cfg(beta=0.03, critic_lr=1e-4))
+        load_checkpoint(tmp_path, a4)
     assert "changed hyperparameters" in caplog.text and "beta 0.1 -> 0.03" in caplog.text
+    assert a4.critic_opt.param_groups[0]["lr"] == 1e-4  # the new values do apply
 
 
 def test_export_and_policy_input_errors():

@@ -182,6 +182,9 @@ class RLTAlgorithm:
         self.normalizer.load_state_dict(state["normalizer"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
+        for opt, lr in ((self.actor_opt, self.cfg.actor_lr), (self.critic_opt, self.cfg.critic_lr)):
+            for group in opt.param_groups:  # a stored optimiser state brings its own lr: this config's wins
+                group["lr"] = lr
         self.num_updates = int(state["counters"]["num_updates"])
         self.num_actor_updates = int(state["counters"]["num_actor_updates"])
         self.generator.set_state(state["generator"])
