@@ -65,3 +65,8 @@ def test_sim_train_command_runs_and_resumes(tmp_path, tiny_vla):
     assert policy.cfg.action_dim == 5 and policy.cfg.proprio_dim == 17 and policy.cfg.token_dim == 8
     assert main(args + ["--episodes", "4"]) == 0  # resumes the run: one more episode
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 4
+    # resumed without its --rlt overrides, the run keeps them; a new --rlt value changes only that field
+    bare = [a for i, a in enumerate(args) if a != "--rlt" and (i == 0 or args[i - 1] != "--rlt")]
+    assert main(bare + ["--episodes", "5", "--rlt", "beta=0.05"]) == 0
+    rlt = json.loads((out / "config.json").read_text())["rlt"]
+    assert (rlt["batch_size"], rlt["utd"], rlt["critic_hidden"], rlt["beta"]) == (16, 1, [32, 32], 0.05)

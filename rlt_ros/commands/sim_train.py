@@ -6,7 +6,10 @@
 
 The VLA drives each episode until the critical phase, a simulated operator hands over to the RL actor,
 marks success from ground truth (+1) or failure on timeout (0). The run in --out is resumed when it
-exists (same configuration required): replay log, checkpoints, episodes.jsonl, actor/ (for the ROS actor node).
+exists: replay log, checkpoints, episodes.jsonl, actor/ (for the ROS actor node). A resumed run keeps the
+RLT configuration in its config.json; --rlt KEY=VALUE changes a training hyperparameter (beta, batch_size,
+learning rates: logged, applied from then on), while the networks' shape and the state source must stay
+the run's (else an error, and nothing stored is changed).
 """
 
 from __future__ import annotations
@@ -97,10 +100,12 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
     sim_kw.update(_parse_overrides(args.sim))
     env = PegInsertionEnv(SimConfig.from_dict(sim_kw))
     vla.check_compatible(list(env.joint_names), env.action_dim)
-    rlt_kw = dict(action_dim=env.action_dim, proprio_dim=env.proprio_dim, token_dim=reader.dim, seed=args.seed)
+    stored = Path(args.out) / "config.json"  # a resumed run keeps its RLT configuration; --rlt changes it
+    rlt_kw = json.loads(stored.read_text())["rlt"] if stored.is_file() else {}
+    rlt_kw.update(action_dim=env.action_dim, proprio_dim=env.proprio_dim, token_dim=reader.dim, seed=args.seed)
     rlt_kw.update(_parse_overrides(args.rlt))
     rlt_kw.update(rlt_overrides or {})
-    rlt_cfg = RLTConfig(**rlt_kw)
+    rlt_cfg = RLTConfig.from_dict(rlt_kw)
     pkw = dict(episodes=args.episodes, sim_minutes=args.minutes, start=args.start,
                critical_timeout_s=args.critical_timeout, state_source=args.state,
                policy="vla" if args.base else "rlt", learner_mode="async" if args.async_ else "interleaved",
