@@ -81,7 +81,7 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
 
     from rlt_ros.core.rlt.configuration_rlt import RLTConfig
     from rlt_ros.core.rlt.modeling_token import TokenEncoder
-    from rlt_ros.core.rlt.practice import Practice, StateReader
+    from rlt_ros.core.rlt.practice import Practice, StateReader, stored_run_config
     from rlt_ros.core.sim.configuration_sim import SimConfig
     from rlt_ros.core.sim.env import PegInsertionEnv
     from rlt_ros.core.vla import load_backend
@@ -100,8 +100,8 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
     sim_kw.update(_parse_overrides(args.sim))
     env = PegInsertionEnv(SimConfig.from_dict(sim_kw))
     vla.check_compatible(list(env.joint_names), env.action_dim)
-    stored = Path(args.out) / "config.json"  # a resumed run keeps its RLT configuration; --rlt changes it
-    rlt_kw = json.loads(stored.read_text())["rlt"] if stored.is_file() else {}
+    stored = stored_run_config(args.out)  # a resumed run keeps its RLT configuration; --rlt changes it
+    rlt_kw = dict(stored["rlt"]) if stored else {}
     rlt_kw.update(action_dim=env.action_dim, proprio_dim=env.proprio_dim, token_dim=reader.dim, seed=args.seed)
     rlt_kw.update(_parse_overrides(args.rlt))
     rlt_kw.update(rlt_overrides or {})

@@ -44,6 +44,13 @@ from rlt_ros.core.types import Observation, VLAOutput
 log = logging.getLogger(__name__)
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds EVAL_SEED_OFFSET + i (same for every arm)
+RUN_CONFIG = "config.json"  # in a run directory: {"rlt": RLTConfig, "practice": PracticeConfig, ...}
+
+
+def stored_run_config(out_dir: str | Path) -> dict | None:
+    """The configuration a run directory was practised with (``RUN_CONFIG``), or None for a new run."""
+    path = Path(out_dir) / RUN_CONFIG
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 class StateReader:
@@ -147,16 +154,16 @@ class Practice:
 
     def _prepare_out_dir(self, extra: dict) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / "config.json"
-        if path.is_file():
-            stored = json.loads(path.read_text())
+        path = self.out_dir / RUN_CONFIG
+        stored = stored_run_config(self.out_dir)
+        if stored is not None:
             check_compatible(RLTConfig.from_dict(stored["rlt"]), self.rlt_cfg, f"run in {self.out_dir}")
             if stored["practice"].get("state_source") != self.cfg.state_source:
                 raise CheckpointMismatchError(
                     f"the run in {self.out_dir} used state_source={stored['practice'].get('state_source')!r}, "
                     f"not {self.cfg.state_source!r}; nothing stored was changed")
         payload = {"rlt": self.rlt_cfg.to_dict(), "practice": self.cfg.to_dict(), **extra}
-        tmp = path.with_name(".config.json.tmp")
+        tmp = path.with_name(f".{RUN_CONFIG}.tmp")
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
         tmp.replace(path)
 
