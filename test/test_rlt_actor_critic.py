@@ -156,6 +156,35 @@ def test_state_dict_round_trip_continues_identically(tmp_path, caplog):
     assert a4.critic_opt.param_groups[0]["lr"] == 1e-4  # the new values do apply
 
 
+def test_adam_without_a_fused_kernel_falls_back_and_learns_the_same(monkeypatch):
+    """Where torch has no fused Adam for the device (CPU torch < 2.4 raises RuntimeError), the learner uses
+    the multi-tensor Adam: the same updates up to float rounding, and a fused optimiser's state loads."""
+    cfg = small_cfg()
+    fused = RLTAlgorithm(cfg)
+    real_adam = torch.optim.Adam
+
+    def adam_without_fused(params, **kw):
+        if kw.get("fused"):
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return real_adam(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", adam_without_fused)
+    fallback = RLTAlgorithm(cfg)
+    assert not fallback.actor_opt.defaults["fused"] and fallback.actor_opt.defaults["foreach"]
+    assert fused.actor_opt.defaults["fused"]
+    for i in range(4):
+        for alg in (fused, fallback):
+            alg.update(random_batch(cfg, seed=i))
+    for p, q in zip(fused.critics.parameters(), fallback.critics.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+    for p, q in zip(fused.actor.parameters(), fallback.actor.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+    resumed = RLTAlgorithm(small_cfg(seed=5))
+    resumed.load_state_dict(fused.state_dict())
+    resumed.update(random_batch(cfg, seed=50))
+    assert resumed.num_updates == fused.num_updates + 1
+
+
 def test_export_and_policy_input_errors():
     cfg = small_cfg()
     alg = RLTAlgorithm(cfg)
