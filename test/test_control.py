@@ -108,6 +108,51 @@ def test_reference_plan_skips_rows_of_an_old_observation():
     np.testing.assert_array_equal(plan.decide(chunk, skip=50)[:, 0], [6, 7, 8, 9])  # never past the last C rows
 
 
+def test_reference_plan_follows_an_actor_that_ran_ahead():
+    plan = ReferencePlan(execute_steps=30, chunk_size=4)
+    chunk = np.arange(20)[:, None] * np.ones((1, 2))
+    ref = plan.decide(chunk)
+    plan.step(4)
+    assert plan.follow(ref[-1]) == 0  # passed through: the plan goes on where it was
+    np.testing.assert_array_equal(plan.window()[:, 0], [4, 5, 6, 7])
+    plan.step(4)
+    assert plan.follow(np.array([10.2, 10.1])) == 3  # the actor is at row 10, not 7: ã starts at row 11
+    np.testing.assert_array_equal(plan.window()[:, 0], [11, 12, 13, 14])
+    plan.step(4)
+    assert plan.follow(np.array([9.0, 9.0])) == 0  # behind the plan: never back
+
+
+class _RunsAhead:
+    """An actor that sends ã shifted two rows ahead along the ramp (0.01 per row)."""
+
+    def act(self, token, proprio, reference, explore, rng):
+        return reference + 0.02
+
+
+@pytest.mark.parametrize("follows", [False, True])
+def test_reference_follows_an_actor_that_runs_ahead(follows):
+    rlt = RLTConfig(**{**RLT.to_dict(), "reference_follows_progress": follows})
+    c = ChunkController(ActorConfig(autostart=True, lead_rows=0, vla_execute_steps=30), rlt, ARM)
+    m = EpisodeManager()
+    c.on_event(m.start(0.0))
+    c.on_event(m.handover(0.0))
+    c.policy = _RunsAhead()
+    ramp = np.linspace(0.0, 0.19, 20)[:, None] * np.ones((1, 3))  # row i = 0.01 i
+    firsts = []
+    for i in range(8):
+        t = i * DT
+        c.set_joint_state(np.zeros(3), t, t)
+        c.set_token(TokenPacket(stamp=t, episode_id=m.episode_id, phase=Phase.VLA, token=np.ones(8, np.float32),
+                                proprio=np.zeros(6, np.float32), joint_names=JOINTS, reference_chunk=ramp,
+                                step_dt=DT), t)
+        step = c.tick(t)
+        if step.command is not None:
+            firsts.append(round(float(step.command.positions[0, 0]), 4))
+    # the first chunk sends rows 2..5; the second starts from ã = rows 4..7 (the plan's own pace) or, following
+    # the arm, from the rows after row 5 (6..9), each shifted two rows ahead again
+    assert firsts == ([0.02, 0.08] if follows else [0.02, 0.06])
+
+
 def test_weights_swap_between_chunks_and_intervention_relabels():
     c, m = make(), EpisodeManager()
     c.on_event(m.start(0.0))

@@ -210,6 +210,8 @@ class ChunkController:
         if self._staged is not None:  # swap weights only between chunks
             self.policy, self._staged = self._staged, None
             self.counters["weight_swaps"] += 1
+        if self.rlt.reference_follows_progress and self._plan is not None and self._index > 0:
+            self._reference.follow(self._plan[self._index - 1])  # the last target sent
         due = self._reference.due()
         ref = self._reference.decide(token.reference_chunk, skip)
         self.counters["latency_rows"] += self._reference.offset if due else 0

@@ -18,8 +18,11 @@ noise-free evaluation episodes each, base VLA 95% / 6.78 s; bench/sample_efficie
 0 1 --episodes 150 --minutes 30 --rlt ...): beta 0.1, gamma 0.998 (defaults): 82% / 4.16 s; beta 0.03,
 gamma 0.998: 70% / 3.21 s; beta 0.03, gamma 0.999: 92% / 4.26 s; beta 0.015, gamma 0.999: 60% / 3.11 s.
 beta 0.03, gamma 0.999 with batch_size 64 after 300 episodes: 80% / 3.46 s and 60% / 2.67 s (2.2x, 25
-CPU-minutes per run); beta 0.05 there: 85% / 4.12 s and 70% / 3.55 s. The defaults stay: the benchmark
-table in README.md was measured with them.
+CPU-minutes per run); beta 0.05 there: 85% / 4.12 s and 70% / 3.55 s. update-to-data 10 (beta 0.03, gamma
+0.999, batch 64, 150 episodes): 75% / 3.64 s and 85% / 4.14 s, no better. With reference_follows_progress
+(gamma 0.999): beta 0.1, 150 episodes: 97% / 4.49 s; beta 0.05, 200 episodes: 88% / 3.66 s (1.85x, 18
+CPU-minutes), 300 episodes: 90% / 3.54 s and 65% / 2.64 s (26 CPU-minutes). The defaults stay: the
+benchmark table in README.md was measured with them.
 
 sigma and beta were set on the simulated insertion (0.4 mm clearance). sigma = 0.02: i.i.d. noise of 0.05
 (normalised) on the VLA's own chunks cut its success on 9 fixed episodes from 6/9 to 1/9, while 0.01 made
@@ -84,6 +87,7 @@ class RLTConfig(ConfigMixin):
     target_noise_clip: float = 0.2  # TD3 target-policy smoothing: clip of the sigma noise on a' [normalised units]
     ref_dropout: float = 0.5  # fraction of TRAINING samples whose actor input ã is zeroed (never at inference)
     use_reference: bool = True  # False: the actor never sees ã (the no_ref ablation); the beta term still uses it
+    reference_follows_progress: bool = False  # ã = the VLA plan's rows past the one nearest the last target sent, so a faster actor is not anchored behind itself (not in paper; see reference.py)
     dropout_keeps_anchor: bool = True  # residual actor: ref dropout hides ã from the MLP's input only, mu stays ã + MLP(x, 0) (not in paper)
     # ---- losses -------------------------------------------------------------------------------------
     beta: float = 0.1  # weight of || a - ã ||^2 (sum over the chunk, normalised units) in the actor loss
@@ -129,7 +133,8 @@ class RLTConfig(ConfigMixin):
         check_float(self, "actor_lr", 0.0, None, lo_open=True)
         check_float(self, "critic_lr", 0.0, None, lo_open=True)
         check_float(self, "grad_clip", 0.0, None, lo_open=True)
-        for name in ("critic_layer_norm", "residual_actor", "use_reference", "dropout_keeps_anchor"):
+        for name in ("critic_layer_norm", "residual_actor", "use_reference", "dropout_keeps_anchor",
+                     "reference_follows_progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"RLTConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if self.stride > self.chunk_size:

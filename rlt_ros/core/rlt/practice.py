@@ -213,6 +213,8 @@ class Practice:
                 proprio = np.asarray(obs["proprio"], np.float32)
                 state = self.reader(out) if record or actor_drives else None
             if t % c.chunk_size == 0:  # a decision: ã = the next C rows of the VLA's executing plan
+                if c.reference_follows_progress and chunk is not None:
+                    plan.follow(chunk[-1])
                 ref = plan.decide(out.reference_chunk)
             if record and t % c.stride == 0:
                 stored += self._store(recorder.observe(state, proprio, plan.window()))
