@@ -151,3 +151,27 @@ def test_async_learner_mode_on_fakes(tmp_path):
     assert p.learner._thread is None and p.learner.error is None  # stopped cleanly
     # the acting copy received exported weights (not the live networks)
     assert p.policy.actor is not p.algorithm.actor
+
+
+class _RunsAhead:
+    """An actor that sends ã shifted three rows further along the VLA's (linear) plan; records its ã."""
+
+    def __init__(self):
+        self.references = []
+
+    def act(self, token, proprio, reference, explore, rng):
+        self.references.append(np.array(reference))
+        return reference + 3 * (reference[-1] - reference[-2])
+
+
+@pytest.mark.parametrize("follows", [False, True])
+def test_practice_reference_follows_an_actor_that_runs_ahead(tmp_path, follows):
+    p = make_practice(tmp_path, rlt=small_rlt(reference_follows_progress=follows), vla_execute_steps=30)
+    p.vla.chunk_size = 50  # a plan of 50 rows, followed for 30
+    p.policy = actor = _RunsAhead()
+    p.run_episode(0, "eval", seed=3, start="pre_critical")
+    first, second = actor.references[0], actor.references[1]
+    row = first[1] - first[0]  # the plan's step per row
+    # the second decision's ã starts 10 rows after the first (the plan's own pace) or, following the arm,
+    # 13 rows after it (just past the row the actor's last target reached)
+    np.testing.assert_allclose((second[0] - first[0]) / row, 13.0 if follows else 10.0, atol=1e-4)
