@@ -100,6 +100,29 @@ def test_exploration_noise_keeps_sigma_and_correlates_rows(rho):
         small_cfg(noise_correlation=1.5)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_action_scale_per_joint_or_shared(shared):
+    """Per joint (default) every joint's actions get their own std; shared: one scale, the RMS of those stds,
+    so the actor's sigma (and the beta anchor) weigh a radian of every joint alike. The means stay per joint."""
+    cfg = small_cfg(sigma=0.5, shared_action_std=shared)
+    alg = RLTAlgorithm(cfg)
+    rng = np.random.default_rng(0)
+    actions = rng.normal([0.1, 0.8], [0.005, 0.02], size=(20_000, 2))
+    alg.normalizer.fit(rng.normal(size=(50, cfg.token_dim)), rng.normal(size=(50, cfg.proprio_dim)), actions)
+    std = alg.normalizer.action_std.numpy()
+    np.testing.assert_allclose(alg.normalizer.action_mean.numpy(), [0.1, 0.8], atol=1e-3)
+    expected = [np.sqrt((0.005 ** 2 + 0.02 ** 2) / 2)] * 2 if shared else [0.005, 0.02]
+    np.testing.assert_allclose(std, expected, rtol=0.03)
+
+    pol = alg.policy()  # the exported policy carries the fitted scale
+    ref = np.tile(np.array([0.1, 0.8], np.float32), (4000, cfg.chunk_size, 1))
+    out = pol.act(np.zeros((4000, cfg.token_dim)), np.zeros((4000, cfg.proprio_dim)), ref, explore=True,
+                  rng=np.random.default_rng(1))
+    spread = (out - ref).std(axis=(0, 1))  # the exploration noise per joint, in radians
+    np.testing.assert_allclose(spread, 0.5 * std, rtol=0.05)
+    assert (abs(spread[0] / spread[1] - 1) < 0.1) if shared else (spread[1] > 3 * spread[0])
+
+
 def test_actor_moves_towards_rewarded_actions():
     """A one-chunk bandit: reward 1 - |a - (ã + 1)|^2 / 4 per step; the actor should shift from ã towards ã + 1."""
     cfg = small_cfg(beta=0.01, actor_lr=1e-3, critic_lr=1e-3, sigma=0.3)

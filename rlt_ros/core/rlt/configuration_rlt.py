@@ -55,6 +55,17 @@ The actor maximises the mean of the critics (the TD target takes their minimum).
 instead (SAC-style pessimism; seeds 0 and 1, 50 episodes, a patched actor loss): 85% / 4.50 s and 95% /
 4.88 s, against 100% / 4.95 s and 100% / 4.81 s: no gain.
 
+One action scale for every joint (shared_action_std, not in paper): per-joint normalisation makes sigma and
+beta anisotropic in radians. On the simulated arm the base joint (which moves the plug sideways, ~0.4 m from
+the axis) varies 0.0046 rad in the warm-up data, the others 0.018-0.040, so the actor explores 5x less
+sideways than downwards and pays ~16x more per millimetre to correct a lateral error than to descend, and
+RL episodes fail by reaching the socket mouth 2-3 mm off. With one scale (the RMS of the joints' stds) for
+all joints (reference_follows_progress, beta 0.05, gamma 0.999, 200 episodes, seeds 0 and 1): 55% / 2.16 s
+and 75% / 3.54 s, against 95% / 3.86 s and 80% / 3.46 s per joint; practice success fell from the start
+(48-64% in the first 25 episodes against 88-92%): the untrained critic's gradients and the noise now move
+the plug sideways too. The per-joint scale acts as a prior that keeps the VLA's lateral aim; the default
+stays per joint.
+
 All actions, references and proprioception enter the networks normalised by statistics stored with the
 weights (``Normalizer`` in modeling_actor_critic.py); sigma and beta are in those normalised units.
 """
@@ -89,6 +100,7 @@ class RLTConfig(ConfigMixin):
     ref_dropout: float = 0.5  # fraction of TRAINING samples whose actor input ã is zeroed (never at inference)
     use_reference: bool = True  # False: the actor never sees ã (the no_ref ablation); the beta term still uses it
     reference_follows_progress: bool = False  # ã = the VLA plan's rows past the one nearest the last target sent, so a faster actor is not anchored behind itself (not in paper; see reference.py)
+    shared_action_std: bool = False  # normalise every joint's actions by one scale (the RMS of the joints' stds), so sigma and beta weigh joints alike (not in paper)
     dropout_keeps_anchor: bool = True  # residual actor: ref dropout hides ã from the MLP's input only, mu stays ã + MLP(x, 0) (not in paper)
     # ---- losses -------------------------------------------------------------------------------------
     beta: float = 0.1  # weight of || a - ã ||^2 (sum over the chunk, normalised units) in the actor loss
@@ -135,7 +147,7 @@ class RLTConfig(ConfigMixin):
         check_float(self, "critic_lr", 0.0, None, lo_open=True)
         check_float(self, "grad_clip", 0.0, None, lo_open=True)
         for name in ("critic_layer_norm", "residual_actor", "use_reference", "dropout_keeps_anchor",
-                     "reference_follows_progress"):
+                     "reference_follows_progress", "shared_action_std"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"RLTConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if self.stride > self.chunk_size:

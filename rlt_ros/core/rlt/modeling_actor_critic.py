@@ -46,13 +46,15 @@ class Normalizer(nn.Module):
     +-``state_clip``: in the VLA's warm-up data some inputs barely move (the base joint's velocity, parts of
     the end-effector quaternion: std ~1e-4), and without a floor and a clip the first actor that moves them
     feeds the networks values in the hundreds, which made the actor's residual explode (the plug driven
-    10-30 mm off the socket in the simulated benchmark).
+    10-30 mm off the socket in the simulated benchmark). ``shared_action_std``: one action std for every
+    joint (the RMS of the per-joint stds), so that sigma and beta weigh a radian of each joint alike.
     """
 
     def __init__(self, token_dim: int, proprio_dim: int, action_dim: int, state_min_std: float = 1e-2,
-                 action_min_std: float = 1e-3, state_clip: float = 5.0):
+                 action_min_std: float = 1e-3, state_clip: float = 5.0, shared_action_std: bool = False):
         super().__init__()
         self.min_std = {"token": state_min_std, "proprio": state_min_std, "action": action_min_std}
+        self.shared_action_std = shared_action_std
         self.state_clip = state_clip
         for name, dim in (("token", token_dim), ("proprio", proprio_dim), ("action", action_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
@@ -67,6 +69,8 @@ class Normalizer(nn.Module):
                 raise ValueError(f"Normalizer.fit: no {name} data")
             getattr(self, f"{name}_mean").copy_(torch.from_numpy(data.mean(0)).float())
             std = np.maximum(data.std(0), self.min_std[name])
+            if name == "action" and self.shared_action_std:  # one scale for every joint: the RMS of their stds
+                std = np.full_like(std, np.sqrt(np.mean(std ** 2)))
             getattr(self, f"{name}_std").copy_(torch.from_numpy(std).float())
         self.fitted.fill_(True)
 
