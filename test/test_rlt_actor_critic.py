@@ -170,6 +170,8 @@ def test_state_dict_round_trip_continues_identically(tmp_path, caplog):
             torch.testing.assert_close(p, q)
     with pytest.raises(CheckpointMismatchError, match="chunk_size"):
         load_checkpoint(tmp_path, RLTAlgorithm(small_cfg(chunk_size=2)))
+    with pytest.raises(CheckpointMismatchError, match="shared_action_std"):  # its normaliser would not be refitted
+        load_checkpoint(tmp_path, RLTAlgorithm(small_cfg(shared_action_std=True)))
     # a training hyperparameter may change on resume, but not silently
     caplog.clear()
     with caplog.at_level("WARNING", logger="rlt_ros.core.rlt.learner"):

@@ -165,7 +165,8 @@ class RLTConfig(ConfigMixin):
         return self.chunk_size * self.action_dim
 
     def network_dims(self) -> dict:
-        """The fields a checkpoint's networks depend on (a mismatch on resume is an error)."""
+        """The fields a checkpoint's networks (and the normaliser fitted for them) depend on (a mismatch on
+        resume is an error: a resumed normaliser is never refitted, so a changed action scale would be ignored)."""
         keys = ("chunk_size", "action_dim", "token_dim", "proprio_dim", "actor_hidden", "critic_hidden",
-                "critic_layer_norm", "num_critics", "residual_actor", "use_reference")
+                "critic_layer_norm", "num_critics", "residual_actor", "use_reference", "shared_action_std")
         return {k: self.to_dict()[k] for k in keys}
