@@ -181,6 +181,36 @@ def test_state_dict_round_trip_continues_identically(tmp_path, caplog):
     assert a4.critic_opt.param_groups[0]["lr"] == 1e-4  # the new values do apply
 
 
+def test_averaged_acting_actor(tmp_path):
+    """actor_ema > 0: the acting side (in-process policy, exports, the saved actor) runs a Polyak average of
+    the actor, moved once per actor update; it is checkpointed, and a run that turns it on at resume starts
+    it from the latest actor. actor_ema = 0 acts with the latest actor itself."""
+    plain = RLTAlgorithm(small_cfg())
+    assert plain.acting_actor is plain.actor and "actor_ema" not in plain.state_dict()
+    tau = 0.25
+    alg = RLTAlgorithm(small_cfg(actor_ema=tau, critic_updates_per_actor=1))
+    before = [p.detach().clone() for p in alg.actor.parameters()]
+    alg.update(random_batch(alg.cfg, seed=0))  # one critic and one actor update
+    for e, p0, p1 in zip(alg.acting_actor.parameters(), before, alg.actor.parameters()):
+        assert not torch.equal(p0, p1)  # the actor moved ...
+        torch.testing.assert_close(e, (1 - tau) * p0 + tau * p1)  # ... and the acting actor by tau of the way
+    exported = alg.policy().actor.state_dict()
+    for k, v in alg.acting_actor.state_dict().items():
+        torch.testing.assert_close(exported[k], v)
+    save_checkpoint(tmp_path / "ema", alg)
+    resumed = RLTAlgorithm(small_cfg(actor_ema=tau, critic_updates_per_actor=1, seed=3))
+    load_checkpoint(tmp_path / "ema", resumed)
+    for p, q in zip(alg.acting_actor.parameters(), resumed.acting_actor.parameters()):
+        torch.testing.assert_close(p, q)
+    save_checkpoint(tmp_path / "plain", plain)
+    turned_on = RLTAlgorithm(small_cfg(actor_ema=tau))
+    load_checkpoint(tmp_path / "plain", turned_on)
+    for p, q in zip(plain.actor.parameters(), turned_on.acting_actor.parameters()):
+        torch.testing.assert_close(p, q)
+    with pytest.raises(ValueError, match="actor_ema"):
+        small_cfg(actor_ema=1.5)
+
+
 def test_adam_without_a_fused_kernel_falls_back_and_learns_the_same(monkeypatch):
     """Where torch has no fused Adam for the device (CPU torch < 2.4 raises RuntimeError), the learner uses
     the multi-tensor Adam: the same updates up to float rounding, and a fused optimiser's state loads."""

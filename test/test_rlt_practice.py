@@ -153,6 +153,13 @@ def test_async_learner_mode_on_fakes(tmp_path):
     assert p.policy.actor is not p.algorithm.actor
 
 
+def test_practice_acts_with_the_averaged_actor():
+    p = make_practice(None, rlt=small_rlt(actor_ema=0.01))
+    assert p.policy.actor is p.algorithm.actor_ema  # interleaved: the averaged actor drives, not the live one
+    plain = make_practice(None)
+    assert plain.policy.actor is plain.algorithm.actor
+
+
 class _RunsAhead:
     """An actor that sends ã shifted three rows further along the VLA's (linear) plan; records its ã."""
 

@@ -110,6 +110,7 @@ class RLTConfig(ConfigMixin):
     return_max: float = 1.0  # sparse reward every return lies in [0, 1]; stops Q overestimation feeding back at UTD 5 (not in paper)
     gamma: float = 0.998  # per-control-step discount; a C=10 chunk is discounted by gamma^C = 0.98 (not in paper, see below)
     tau: float = 0.005  # Polyak factor of the target networks per critic update (not in paper)
+    actor_ema: float = 0.0  # 0: the acting side runs the latest actor (paper); > 0: it runs a Polyak average of the actor, moved by this factor per actor update (not in paper)
     actor_lr: float = 3e-4  # Adam learning rate of the actor (not in paper)
     critic_lr: float = 3e-4  # Adam learning rate of the critics (not in paper)
     grad_clip: float = 10.0  # max global gradient norm per network (not in paper)
@@ -145,6 +146,7 @@ class RLTConfig(ConfigMixin):
         if self.return_max <= self.return_min:
             raise ValueError(f"RLTConfig: return_max {self.return_max} must be > return_min {self.return_min}")
         check_float(self, "tau", 0.0, 1.0, lo_open=True)
+        check_float(self, "actor_ema", 0.0, 1.0)
         check_float(self, "actor_lr", 0.0, None, lo_open=True)
         check_float(self, "critic_lr", 0.0, None, lo_open=True)
         check_float(self, "grad_clip", 0.0, None, lo_open=True)

@@ -68,10 +68,11 @@ class RLTAlgorithm:
         self.critics = Critics(cfg)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        # the actor the acting side runs: the latest one, or a Polyak average of it (cfg.actor_ema)
+        self.actor_ema = copy.deepcopy(self.actor).requires_grad_(False) if cfg.actor_ema > 0 else None
         self.actor_opt = _adam(self.actor, cfg.actor_lr)
         self.critic_opt = _adam(self.critics, cfg.critic_lr)
-        self._params = {name: list(getattr(self, name).parameters())
-                        for name in ("actor", "critics", "actor_target", "critics_target")}
+        self._params = {name: list(getattr(self, name).parameters()) for name in self.modules()}
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.num_updates = 0  # critic updates
         self.num_actor_updates = 0
@@ -148,10 +149,21 @@ class RLTAlgorithm:
             self.actor_opt.step()
             self.critics.requires_grad_(True)
             _polyak(self._params["actor_target"], self._params["actor"], self.cfg.tau)
+            if self.actor_ema is not None:
+                _polyak(self._params["actor_ema"], self._params["actor"], self.cfg.actor_ema)
             self.num_actor_updates += 1
             stats.update(astats)
         stats["updates"] = self.num_updates
         return stats
+
+    def modules(self) -> tuple[str, ...]:
+        """Names of the networks this algorithm holds (``actor_ema`` only with cfg.actor_ema > 0)."""
+        return ("actor", "critics", "actor_target", "critics_target") + (("actor_ema",) if self.actor_ema is not None else ())
+
+    @property
+    def acting_actor(self) -> Actor:
+        """The actor that drives the arm and is exported: the latest, or its Polyak average (cfg.actor_ema)."""
+        return self.actor if self.actor_ema is None else self.actor_ema
 
     def policy(self) -> ActorPolicy:
         """An independent inference copy of the current actor (safe to use while training goes on)."""
@@ -159,14 +171,13 @@ class RLTAlgorithm:
         return ActorPolicy.from_export(weights, cfg_json)
 
     def export(self) -> tuple[bytes, str]:
-        return export_actor(self.cfg, self.actor, self.normalizer, version=self.num_updates)
+        return export_actor(self.cfg, self.acting_actor, self.normalizer, version=self.num_updates)
 
     def state_dict(self) -> dict:
         """Everything needed to resume: config, networks, normaliser, optimisers, counters, RNG."""
         return {
             "config": self.cfg.to_dict(),
-            "actor": self.actor.state_dict(), "critics": self.critics.state_dict(),
-            "actor_target": self.actor_target.state_dict(), "critics_target": self.critics_target.state_dict(),
+            **{name: getattr(self, name).state_dict() for name in self.modules()},
             "normalizer": self.normalizer.state_dict(),
             "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
             "counters": {"num_updates": self.num_updates, "num_actor_updates": self.num_actor_updates},
@@ -176,10 +187,10 @@ class RLTAlgorithm:
     def load_state_dict(self, state: dict) -> None:
         stored = RLTConfig.from_dict(state["config"])
         check_compatible(stored, self.cfg, "checkpoint")
-        self.actor.load_state_dict(state["actor"])
-        self.critics.load_state_dict(state["critics"])
-        self.actor_target.load_state_dict(state["actor_target"])
-        self.critics_target.load_state_dict(state["critics_target"])
+        for name in ("actor", "critics", "actor_target", "critics_target"):
+            getattr(self, name).load_state_dict(state[name])
+        if self.actor_ema is not None:  # a run that starts averaging on resume starts from the latest actor
+            self.actor_ema.load_state_dict(state.get("actor_ema") or state["actor"])
         self.normalizer.load_state_dict(state["normalizer"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
@@ -221,8 +232,7 @@ def save_checkpoint(directory: str | Path, algorithm: RLTAlgorithm, extra: dict 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     tensors = {f"{part}.{k}": v.detach().cpu().contiguous()
-               for part in ("actor", "critics", "actor_target", "critics_target", "normalizer")
-               for k, v in state[part].items()}
+               for part in (*algorithm.modules(), "normalizer") for k, v in state[part].items()}
     save_file(tensors, str(tmp / "model.safetensors"))
     torch.save({"actor_opt": state["actor_opt"], "critic_opt": state["critic_opt"],
                 "generator": state["generator"]}, tmp / "optimizer.pt")
@@ -281,8 +291,8 @@ def load_checkpoint(path: str | Path, algorithm: RLTAlgorithm) -> dict:
     tensors = load_file(str(path / "model.safetensors"))
     opt = torch.load(path / "optimizer.pt", weights_only=False)
     info = json.loads((path / "state.json").read_text())
-    state = {part: {k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")}
-             for part in ("actor", "critics", "actor_target", "critics_target", "normalizer")}
+    parts = {k.split(".", 1)[0] for k in tensors}
+    state = {part: {k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")} for part in parts}
     state.update(config=stored.to_dict(), counters=info["counters"], **opt)
     algorithm.load_state_dict(state)
     return info

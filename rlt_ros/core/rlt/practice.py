@@ -129,7 +129,7 @@ class Practice:
         if cfg.learner_mode == "async":
             self.policy = self.algorithm.policy()  # an independent copy, refreshed from the weight queue
         else:
-            self.policy = ActorPolicy(rlt_cfg, self.algorithm.actor, self.algorithm.normalizer)
+            self.policy = ActorPolicy(rlt_cfg, self.algorithm.acting_actor, self.algorithm.normalizer)
 
     # ---- setup ------------------------------------------------------------------------------------
     def _check_dims(self) -> None:
