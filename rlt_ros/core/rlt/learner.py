@@ -63,7 +63,7 @@ class RLTAlgorithm:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.normalizer = Normalizer(cfg.token_dim, cfg.proprio_dim, cfg.action_dim,
-                                     shared_action_std=cfg.shared_action_std)
+                                     action_min_std=cfg.action_min_std, shared_action_std=cfg.shared_action_std)
         self.actor = Actor(cfg)
         self.critics = Critics(cfg)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
