@@ -64,6 +64,8 @@ def job_command(arm: str, seed: int, args, out: Path) -> list[str]:
         cmd += ["--vla", args.vla]
     if arm != "no_token":  # base loads the token too (unused: the VLA drives)
         cmd += ["--token", str(args.token)]
+    if arm != "base" and args.intervene_after:
+        cmd += ["--intervene-after", str(args.intervene_after)]
     for kv in args.rlt:
         cmd += ["--rlt", kv]
     return cmd + ARMS[arm]
@@ -233,6 +235,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="simulated practice minutes per RL arm")
     ap.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes per run")
     ap.add_argument("--critical-timeout", type=float, default=12.0, help="operator failure timeout [s]")
+    ap.add_argument("--intervene-after", type=float, default=0.0,
+                    help="simulated operator interventions in RL practice after this many seconds of critical phase "
+                         "(0 = none, the paper's protocol without a teleoperator)")
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
     ap.add_argument("--vla", default=None, help="VLA checkpoint (default: the shipped built-in VLA)")
@@ -259,7 +264,8 @@ def main() -> int:
     cpu = {arm: round(float(np.mean([runs[(arm, s)]["summary"].get("cpu_s", 0.0) for s in args.seeds])) / 60, 2)
            for arm in args.arms}
     budget = {"cpu_minutes": cpu, "episodes": args.episodes, "sim_minutes": args.minutes, "eval_episodes": args.eval_episodes,
-              "critical_timeout_s": args.critical_timeout, "rlt_overrides": args.rlt, "jobs": args.jobs,
+              "critical_timeout_s": args.critical_timeout, "intervene_after_s": args.intervene_after,
+              "rlt_overrides": args.rlt, "jobs": args.jobs,
               "quick": args.quick, "reused": args.reuse, "wall_minutes": round((time.time() - t0) / 60, 1),
               "vla": args.vla or "builtin:default", "token": str(args.token)}
     results_dir = Path(args.results)

@@ -182,3 +182,65 @@ def test_practice_reference_follows_an_actor_that_runs_ahead(tmp_path, follows):
     # the second decision's ã starts 10 rows after the first (the plan's own pace) or, following the arm,
     # 13 rows after it (just past the row the actor's last target reached)
     np.testing.assert_allclose((second[0] - first[0]) / row, 13.0 if follows else 10.0, atol=1e-4)
+
+
+class _Holds:
+    """An actor stuck where it is: every target is the current joint position."""
+
+    def act(self, token, proprio, reference, explore, rng):
+        return np.tile(np.asarray(proprio[:2], np.float32), (len(reference), 1))
+
+
+class _Teleop:
+    """A simulated operator that drives straight to the target once it takes over."""
+
+    def __init__(self, env):
+        self.env, self.resets = env, 0
+
+    def reset(self, obs):
+        self.resets += 1
+
+    def act(self, obs):
+        return self.env.target.astype(np.float32)
+
+
+def test_operator_intervention_is_stored_as_human_and_never_in_evaluation(tmp_path):
+    from rlt_ros.core.rlt.replay import SOURCE_HUMAN, SOURCE_RL
+
+    env = FakeReachEnv()
+    operator = _Teleop(env)
+    cfg = PracticeConfig(episodes=2, critical_timeout_s=3.0, intervene_after_s=0.2, state_source="pooled")
+    p = Practice(env, FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(warmup_transitions=10**6), cfg,
+                 out_dir=tmp_path, progress=False, operator=operator)
+    p.policy = _Holds()
+    res = p.run_episode(0, "rl", seed=3, start="pre_critical")
+    # the stuck actor is taken over after 0.2 s (10 steps) and the operator finishes the insertion
+    assert res.intervened and res.success and operator.resets == 1
+    assert 0.2 < res.critical_s < 1.0
+    data = p.replay.arrays()
+    assert len(data) == res.transitions > 0
+    human_from = 10  # the first teleoperated control step
+    for rec in data:
+        start = int(rec["index"])
+        rows = np.arange(start, start + 10) >= human_from  # rows of this window the operator executed
+        assert bool(rec["intervention"]) == bool(rows.any())
+        assert rec["source"] == (SOURCE_HUMAN if rows.any() else SOURCE_RL)
+        # ã <- a_human on the teleoperated rows (valid ones), the VLA's plan kept on the actor's rows
+        valid = np.arange(10) < rec["steps"]
+        np.testing.assert_array_equal(rec["reference"][rows & valid], rec["action"][rows & valid])
+        if start + 10 <= human_from:
+            assert not np.allclose(rec["reference"], rec["action"])
+    assert (data["source"] == SOURCE_HUMAN).sum() >= 1 and (data["source"] == SOURCE_RL).sum() >= 1
+    # evaluation never intervenes: the stuck actor times out
+    ev = p.run_episode(1, "eval", seed=3, start="pre_critical")
+    assert not ev.intervened and not ev.success and ev.critical_s == pytest.approx(3.0, abs=0.03)
+    assert operator.resets == 1
+    p.replay.close()
+
+
+def test_interventions_need_an_operator_and_time_to_take_over():
+    with pytest.raises(ValueError, match="must be below critical_timeout_s"):
+        PracticeConfig(intervene_after_s=5.0, critical_timeout_s=3.0)
+    with pytest.raises(ValueError, match="needs an operator"):
+        Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(),
+                 PracticeConfig(intervene_after_s=1.0, state_source="pooled"), progress=False)

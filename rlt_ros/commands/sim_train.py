@@ -3,13 +3,15 @@
     rlt sim-train --token runs/token --episodes 300 --minutes 60 --out runs/rlt
     rlt sim-train --token runs/token --out runs/rlt --rlt beta=0.05 --rlt chunk_size=5 --eval-episodes 50
     rlt sim-train --state pooled --out runs/no_token          # ablation: pooled prefix instead of z_rl
+    rlt sim-train --token runs/token --out runs/rlt --intervene-after 5   # the operator takes over slow episodes
 
 The VLA drives each episode until the critical phase, a simulated operator hands over to the RL actor,
-marks success from ground truth (+1) or failure on timeout (0). The run in --out is resumed when it
-exists: replay log, checkpoints, episodes.jsonl, actor/ (for the ROS actor node). A resumed run keeps the
-RLT configuration in its config.json; --rlt KEY=VALUE changes a training hyperparameter (beta, batch_size,
-learning rates: logged, applied from then on), while the networks' shape and the state source must stay
-the run's (else an error, and nothing stored is changed).
+marks success from ground truth (+1) or failure on timeout (0); with --intervene-after it also takes over an
+RL episode still running after that long (teleoperating like the demonstrator; stored as an intervention).
+The run in --out is resumed when it exists: replay log, checkpoints, episodes.jsonl, actor/ (for the ROS
+actor node). A resumed run keeps the RLT configuration in its config.json; --rlt KEY=VALUE changes a
+training hyperparameter (beta, batch_size, learning rates: logged, applied from then on), while the
+networks' shape and the state source must stay the run's (else an error, and nothing stored is changed).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", choices=START_MODES, default=PracticeConfig.start, help="episode start mode")
     parser.add_argument("--critical-timeout", type=float, default=PracticeConfig.critical_timeout_s,
                         help="operator marks failure after this many seconds of critical phase")
+    parser.add_argument("--intervene-after", type=float, default=PracticeConfig.intervene_after_s,
+                        help="the simulated operator takes over (teleoperates, stored as an intervention) an RL "
+                             "practice episode whose critical phase lasts this many seconds; 0 = never")
     parser.add_argument("--base", action="store_true", help="let the VLA drive the critical phase too (baseline)")
     parser.add_argument("--async", dest="async_", action="store_true", help="learner in a background thread")
     parser.add_argument("--eval-episodes", type=int, default=0, help="noise-free evaluation episodes at the end")
@@ -107,7 +112,8 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
     rlt_kw.update(rlt_overrides or {})
     rlt_cfg = RLTConfig.from_dict(rlt_kw)
     pkw = dict(episodes=args.episodes, sim_minutes=args.minutes, start=args.start,
-               critical_timeout_s=args.critical_timeout, state_source=args.state,
+               critical_timeout_s=args.critical_timeout, intervene_after_s=args.intervene_after,
+               state_source=args.state,
                policy="vla" if args.base else "rlt", learner_mode="async" if args.async_ else "interleaved",
                checkpoint_every=args.checkpoint_every, eval_episodes=args.eval_episodes, seed=args.seed,
                eval_explore=args.eval_noise,
@@ -116,8 +122,14 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
     cfg = PracticeConfig(**pkw)
     extra = {"vla": str(args.vla) if args.vla else "builtin:default", "token": args.token,
              "sim": env.config.to_dict()}
+    operator = None
+    if cfg.intervene_after_s > 0:  # the operator teleoperates like the demonstrator the VLA learnt from
+        from rlt_ros.core.sim.configuration_expert import ExpertConfig
+        from rlt_ros.core.sim.expert import ScriptedExpert
+
+        operator = ScriptedExpert(env, ExpertConfig(seed=args.seed + 29))
     practice = Practice(env, vla, reader, rlt_cfg, cfg, out_dir=args.out, progress=not args.no_progress,
-                        extra_config=extra)
+                        extra_config=extra, operator=operator)
     return practice, env
 
 

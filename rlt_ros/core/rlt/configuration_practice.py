@@ -4,6 +4,9 @@ The episode protocol follows the paper's human-in-the-loop setup, with a simulat
 drives until the critical phase starts (handover), the RL actor drives from there in chunks of C, the
 operator marks success (+1, from ground truth) or failure (0, on timeout); only critical-phase
 transitions are stored. Warm-up episodes (VLA driving the critical phase too) fill the buffer first.
+With ``intervene_after_s`` the operator also intervenes, as in the paper: an RL episode still running after
+that long is teleoperated to its end (by the simulator's scripted demonstrator) and stored with
+ã <- a_human.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class PracticeConfig(ConfigMixin):
     start: str = "pre_critical"  # episode start: pre_critical (just before the critical phase), home (full task), curriculum
     curriculum_episodes: int = 100  # with start=curriculum: episodes from pre_critical before switching to home
     critical_timeout_s: float = 15.0  # the operator marks failure when the critical phase lasts longer, s
+    intervene_after_s: float = 0.0  # the operator takes over (teleoperates) an RL practice episode whose critical phase lasts this long, s; 0 = never (never in evaluation)
     vla_execute_steps: int = 30  # steps of each VLA chunk executed before re-querying it (before and, as the reference plan, after handover)
     state_source: str = "token"  # what the actor reads as its state vector: token (z_rl) or pooled (no_token ablation)
     policy: str = "rlt"  # who drives the critical phase after warm-up: rlt (the actor) or vla (base-policy baseline)
@@ -43,6 +47,10 @@ class PracticeConfig(ConfigMixin):
         check_choice(self, "start", START_MODES)
         check_int(self, "curriculum_episodes", 0)
         check_float(self, "critical_timeout_s", 0.0, None, lo_open=True)
+        check_float(self, "intervene_after_s", 0.0)
+        if self.intervene_after_s >= self.critical_timeout_s:
+            raise ValueError(f"PracticeConfig.intervene_after_s={self.intervene_after_s} must be below "
+                             f"critical_timeout_s={self.critical_timeout_s} (the operator could never take over)")
         check_int(self, "vla_execute_steps", 1)
         check_choice(self, "state_source", STATE_SOURCES)
         check_choice(self, "policy", ("rlt", "vla"))

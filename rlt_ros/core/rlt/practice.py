@@ -11,7 +11,10 @@ Per episode (paper: "RL Token", Xu et al. 2026, "The human in the loop", with a 
    the VLA's executing plan (``ReferencePlan``: a chunk is followed for ``vla_execute_steps`` rows before
    the newest one replaces it), so the untrained actor and the base arm are the base policy;
 4. the operator marks success (+1, from the simulator's ground truth; ends the episode) or failure (0)
-   when the critical phase exceeds ``critical_timeout_s`` or the episode times out;
+   when the critical phase exceeds ``critical_timeout_s`` or the episode times out; with
+   ``intervene_after_s`` it also takes over an RL episode still running after that long and teleoperates it
+   to its end (``operator``: reset(obs) at the takeover, then act(obs) -> action every step); those rows
+   are stored as human actions (ã <- a_human, source human);
 5. only critical-phase transitions are stored (``ChunkRecorder``: one every ``stride`` steps), the learner
    spends its UTD budget after every chunk (``learner_mode=interleaved``) or in its own thread (``async``).
 
@@ -27,7 +30,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -70,6 +73,15 @@ class StateReader:
         return pooled_prefix(out.prefix_embeddings, out.prefix_mask)
 
 
+class Operator(Protocol):
+    """The simulated operator's teleoperation: ``reset(obs)`` when it takes over, then one joint-target
+    action per control step (e.g. ``rlt_ros.core.sim.expert.ScriptedExpert``)."""
+
+    def reset(self, obs: dict) -> None: ...
+
+    def act(self, obs: dict) -> np.ndarray: ...
+
+
 @dataclass
 class EpisodeResult:
     episode: int  # episode id
@@ -82,6 +94,7 @@ class EpisodeResult:
     wall_s: float  # wall-clock duration, s
     sim_total_s: float = 0.0  # simulated practice time so far (this episode included), s
     learner: dict | None = None  # last learner statistics (critic_loss, q_mean, mu_deviation, ...)
+    intervened: bool = False  # the operator took over (teleoperated) the end of the episode
 
 
 def sim_observation(obs: dict, instruction: str, proprio_dim: int | None = None) -> Observation:
@@ -103,8 +116,12 @@ class Practice:
 
     def __init__(self, env, vla, state_reader: StateReader, rlt_cfg: RLTConfig, cfg: PracticeConfig,
                  out_dir: str | Path | None = None, progress: bool = True,
-                 on_transition: Callable[[Transition], None] | None = None, extra_config: dict | None = None):
-        self.env, self.vla, self.reader = env, vla, state_reader
+                 on_transition: Callable[[Transition], None] | None = None, extra_config: dict | None = None,
+                 operator: Operator | None = None):
+        if cfg.intervene_after_s > 0 and operator is None:
+            raise ValueError(f"PracticeConfig.intervene_after_s={cfg.intervene_after_s} needs an operator "
+                             "to take over (teleoperate) the episode")
+        self.env, self.vla, self.reader, self.operator = env, vla, state_reader, operator
         self.rlt_cfg, self.cfg = rlt_cfg, cfg
         self.progress = progress
         self.on_transition = on_transition
@@ -201,12 +218,13 @@ class Practice:
         record = kind in ("warmup", "rl")
         recorder = ChunkRecorder(episode, c.chunk_size, c.stride, SOURCE_VLA if kind == "warmup" else SOURCE_RL)
         actor_drives = kind in ("rl", "eval")
+        intervene_after = self.cfg.intervene_after_s if kind == "rl" else 0.0
         plan = ReferencePlan(self.cfg.vla_execute_steps, c.chunk_size)
 
         def needs_vla(step: int) -> bool:  # the token is read every stride steps when recording, else at decisions
             return (record and step % c.stride == 0) or (step % c.chunk_size == 0 and (actor_drives or plan.due()))
 
-        stored, t, chunk, ref = 0, 0, None, None
+        stored, t, chunk, ref, crit_s, human = 0, 0, None, None, 0.0, False
         while True:
             if needs_vla(t):
                 out = self._infer(obs)
@@ -218,19 +236,25 @@ class Practice:
                 ref = plan.decide(out.reference_chunk)
             if record and t % c.stride == 0:
                 stored += self._store(recorder.observe(state, proprio, plan.window()))
-            if t % c.chunk_size == 0:
-                if actor_drives:
-                    if self.cfg.learner_mode == "async":
-                        self._refresh_async_policy()
-                    chunk = self.policy.act(state, proprio, ref, explore=self._explore(kind), rng=self.rng)
-                else:
-                    chunk = ref
-            action = chunk[t % c.chunk_size]
+            if intervene_after and not human and crit_s >= intervene_after - 1e-9:
+                human = True  # the operator takes over for the rest of the episode
+                self.operator.reset(obs)
+            if human:
+                action = self.operator.act(obs)
+            else:
+                if t % c.chunk_size == 0:
+                    if actor_drives:
+                        if self.cfg.learner_mode == "async":
+                            self._refresh_async_policy()
+                        chunk = self.policy.act(state, proprio, ref, explore=self._explore(kind), rng=self.rng)
+                    else:
+                        chunk = ref
+                action = chunk[t % c.chunk_size]
             plan.step()
             t += 1
             obs, _, terminated, truncated, info = env.step(action, render=needs_vla(t))
             if record:
-                recorder.act(action)
+                recorder.act(action, human=human)
             crit_s = float(info["time"]) - handover_t
             if terminated or truncated or crit_s >= self.cfg.critical_timeout_s - 1e-9:
                 success = bool(info.get("success", False))
@@ -242,7 +266,7 @@ class Practice:
                 self.learner.catch_up()
         if record and self.cfg.learner_mode == "interleaved":
             self.learner.catch_up()
-        return self._result(episode, kind, success, crit_s, float(info["time"]) - t0, stored, wall0)
+        return self._result(episode, kind, success, crit_s, float(info["time"]) - t0, stored, wall0, human)
 
     def _explore(self, kind: str) -> bool:
         return (kind == "rl" and self.cfg.explore) or (kind == "eval" and self.cfg.eval_explore)
@@ -276,13 +300,14 @@ class Practice:
             self.learner.check()
             time.sleep(0.002)
 
-    def _result(self, episode, kind, success, crit_s, episode_s, stored, wall0) -> EpisodeResult:
+    def _result(self, episode, kind, success, crit_s, episode_s, stored, wall0, intervened=False) -> EpisodeResult:
         if kind in ("warmup", "rl", "base"):
             self.sim_time_s += episode_s
         return EpisodeResult(episode=episode, kind=kind, success=bool(success), critical_s=crit_s,
                              episode_s=episode_s, transitions=stored, updates=self.algorithm.num_updates,
                              wall_s=time.perf_counter() - wall0, sim_total_s=self.sim_time_s,
-                             learner={k: round(float(v), 5) for k, v in self.learner.stats.items()} or None)
+                             learner={k: round(float(v), 5) for k, v in self.learner.stats.items()} or None,
+                             intervened=bool(intervened))
 
     # ---- the run ----------------------------------------------------------------------------------
     def episode_seed(self, episode: int) -> int:
@@ -330,9 +355,12 @@ class Practice:
     def postfix(self, window: int = 20) -> dict:
         recent = [r for r in self.results if r.kind in ("rl", "base", "warmup")][-window:]
         succ = [r.critical_s for r in recent if r.success and r.critical_s is not None]
-        return {"succ": f"{np.mean([r.success for r in recent]):.2f}" if recent else "-",
-                "crit_s": f"{np.median(succ):.2f}" if succ else "-", "upd": self.algorithm.num_updates,
-                "sim_min": f"{self.sim_time_s / 60:.1f}"}
+        out = {"succ": f"{np.mean([r.success for r in recent]):.2f}" if recent else "-",
+               "crit_s": f"{np.median(succ):.2f}" if succ else "-", "upd": self.algorithm.num_updates,
+               "sim_min": f"{self.sim_time_s / 60:.1f}"}
+        if self.cfg.intervene_after_s:
+            out["interv"] = sum(r.intervened for r in recent)
+        return out
 
     def checkpoint(self) -> None:
         if self.out_dir is None or self.cfg.policy == "vla":
@@ -353,7 +381,8 @@ class Practice:
 
 
 def summarize(results: list[EpisodeResult]) -> dict:
-    """Success rate, median critical phase of successes [s], throughput (successes per 10 simulated min)."""
+    """Success rate, median critical phase of successes [s], throughput (successes per 10 simulated min),
+    and how many episodes the operator took over (their successes count: the operator marks the outcome)."""
     n = len(results)
     succ = [r for r in results if r.success]
     crit = [r.critical_s for r in succ if r.critical_s is not None]
@@ -364,4 +393,5 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "critical_phase_s": float(np.median(crit)) if crit else None,
         "throughput_per_10min": (len(succ) / total_s * 600.0) if total_s > 0 else 0.0,
         "sim_time_s": total_s,
+        "interventions": sum(r.intervened for r in results),
     }
