@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rlt_ros.core.sim.configuration_expert import ExpertConfig
+from rlt_ros.core.sim.configuration_expert import ExpertConfig, teleoperator_config
 from rlt_ros.core.sim.configuration_sim import SimConfig
 from rlt_ros.core.sim.env import PegInsertionEnv
 from rlt_ros.core.sim.expert import ScriptedExpert, evaluate, run_episode
@@ -78,3 +78,36 @@ def test_expert_config_validation():
     with pytest.raises(ValueError):
         ExpertConfig(insert_speed_mps=0.0)
     assert ExpertConfig.from_dict(ExpertConfig().to_dict()) == ExpertConfig()
+
+
+def _recover_from_top_face(env, config: ExpertConfig, seed: int, limit_s: float = 12.0) -> float | None:
+    """Press the plug onto the socket's top face 2.5 mm off the mouth, then let ``config`` take over:
+    seconds until success (None: not within ``limit_s``)."""
+    obs, info = env.reset(seed=seed, options={"start": "pre_critical"})
+    sock = env.socket_pose
+    ang = np.random.default_rng(seed).uniform(0, 2 * np.pi)
+    tip = np.array([*(sock.position[:2] + 0.0025 * np.array([np.cos(ang), np.sin(ang)])), sock.position[2] - 0.002])
+    q = env.inverse_kinematics(tip, sock.yaw)
+    for _ in range(int(1.0 / env.control_dt)):
+        obs, _, _, _, info = env.step(q, render=False)
+    # on the top face or the chamfer, not in
+    assert info["contact"] and info["lateral_error_mm"] > 1.0 and info["insertion_depth_mm"] < 2.0
+    operator = ScriptedExpert(env, config)
+    operator.reset(obs)
+    t0 = info["time"]
+    for _ in range(int(limit_s / env.control_dt)):
+        obs, _, terminated, truncated, info = env.step(operator.act(obs), render=False)
+        if info["success"]:
+            return info["time"] - t0
+        if terminated or truncated:
+            break
+    return None
+
+
+def test_teleoperator_recovers_a_stuck_plug_briskly(env):
+    """The simulated operator's interventions lift, re-aim and insert a plug stuck beside the mouth, in
+    well under the demonstrator's time (so an intervention can finish within a practice timeout)."""
+    brisk = [_recover_from_top_face(env, teleoperator_config(seed=1), seed) for seed in (100, 101, 102)]
+    assert all(t is not None and t < 5.0 for t in brisk), brisk
+    slow = _recover_from_top_face(env, ExpertConfig(seed=1), 100)
+    assert slow is not None and slow > 1.5 * max(brisk), (slow, brisk)

@@ -7,7 +7,8 @@
 
 The VLA drives each episode until the critical phase, a simulated operator hands over to the RL actor,
 marks success from ground truth (+1) or failure on timeout (0); with --intervene-after it also takes over an
-RL episode still running after that long (teleoperating like the demonstrator; stored as an intervention).
+RL episode still running after that long (teleoperating with the demonstrator's moves, without its
+hesitations; stored as an intervention).
 The run in --out is resumed when it exists: replay log, checkpoints, episodes.jsonl, actor/ (for the ROS
 actor node). A resumed run keeps the RLT configuration in its config.json; --rlt KEY=VALUE changes a
 training hyperparameter (beta, batch_size, learning rates: logged, applied from then on), while the
@@ -123,11 +124,11 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
     extra = {"vla": str(args.vla) if args.vla else "builtin:default", "token": args.token,
              "sim": env.config.to_dict()}
     operator = None
-    if cfg.intervene_after_s > 0:  # the operator teleoperates like the demonstrator the VLA learnt from
-        from rlt_ros.core.sim.configuration_expert import ExpertConfig
+    if cfg.intervene_after_s > 0:  # the operator teleoperates: the demonstrator's moves, brisker
+        from rlt_ros.core.sim.configuration_expert import teleoperator_config
         from rlt_ros.core.sim.expert import ScriptedExpert
 
-        operator = ScriptedExpert(env, ExpertConfig(seed=args.seed + 29))
+        operator = ScriptedExpert(env, teleoperator_config(seed=args.seed + 29))
     practice = Practice(env, vla, reader, rlt_cfg, cfg, out_dir=args.out, progress=not args.no_progress,
                         extra_config=extra, operator=operator)
     return practice, env

@@ -5,7 +5,7 @@ drives until the critical phase starts (handover), the RL actor drives from ther
 operator marks success (+1, from ground truth) or failure (0, on timeout); only critical-phase
 transitions are stored. Warm-up episodes (VLA driving the critical phase too) fill the buffer first.
 With ``intervene_after_s`` the operator also intervenes, as in the paper: an RL episode still running after
-that long is teleoperated to its end (by the simulator's scripted demonstrator) and stored with
+that long is teleoperated to its end (by the simulator's scripted demonstrator, brisker) and stored with
 ã <- a_human.
 """
 
