@@ -143,7 +143,8 @@ def aggregate(runs: dict[tuple[str, int], dict], arms: list[str], seeds: list[in
 
 
 def learning_curves(runs, arms, seeds, window: int = 20):
-    """Per arm: simulated minutes grid, rolling success rate and rolling median critical phase (mean over seeds)."""
+    """Per arm: simulated minutes grid, rolling success rate and rolling median critical phase (mean over seeds),
+    of the practice episodes the policy finished itself."""
     curves = {}
     for arm in arms:
         if arm == "base":
@@ -154,8 +155,11 @@ def learning_curves(runs, arms, seeds, window: int = 20):
             if not eps:
                 continue
             t = np.array([e["sim_total_s"] for e in eps]) / 60.0
-            succ = np.array([float(e["success"]) for e in eps])
-            crit = np.array([e["critical_s"] if e["success"] and e["critical_s"] is not None else np.nan for e in eps])
+            # the policy's own successes: an episode the operator took over (--intervene-after) counts as a failure
+            own = [e["success"] and not e.get("intervened", False) for e in eps]
+            succ = np.array(own, float)
+            crit = np.array([e["critical_s"] if ok and e["critical_s"] is not None else np.nan
+                             for e, ok in zip(eps, own)])
             rs = np.array([succ[max(0, i - window + 1): i + 1].mean() for i in range(len(eps))])
             rc = np.array([np.nanmedian(crit[max(0, i - window + 1): i + 1])
                            if np.any(~np.isnan(crit[max(0, i - window + 1): i + 1])) else np.nan
@@ -190,7 +194,8 @@ def plot(curves, results, path: Path) -> None:
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("RLT practice on the simulated insertion (mean over seeds; training episodes with exploration)")
+    fig.suptitle("RLT practice on the simulated insertion (mean over seeds; training episodes with exploration;\n"
+                 "an episode the operator took over counts as a failure)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -221,7 +226,7 @@ def markdown(results, spread, budget, seeds, command: str) -> str:
     lines += ["", f"Wall clock of the whole benchmark: {budget.get('wall_minutes', 'n/a')} min with {budget['jobs']} "
               f"parallel run(s) (one torch thread each){reused}.", ""]
     if budget.get("cpu_minutes"):
-        lines += ["CPU minutes per run (practice + evaluation, mean over seeds): " + ", ".join(
+        lines += ["CPU minutes per run (practice only, the evaluation not counted; mean over seeds): " + ", ".join(
             f"{arm} {v:.1f}" for arm, v in budget["cpu_minutes"].items()), ""]
     return "\n".join(lines)
 
