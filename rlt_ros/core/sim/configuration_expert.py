@@ -45,7 +45,6 @@ class ExpertConfig(ConfigMixin):
             raise ValueError(f"ExpertConfig.speed_variation must be in [0, 1), got {self.speed_variation}")
 
 
-
 def teleoperator_config(seed: int = 0) -> ExpertConfig:
     """The simulated operator's teleoperation when it intervenes (``rlt sim-train --intervene-after``): the
     demonstrator's moves without its hesitations, twice as fast near the socket. From a plug pressed on the
