@@ -13,6 +13,7 @@ import dataclasses
 import os
 import sys
 import threading
+import time
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
@@ -79,6 +80,15 @@ def _exit_if_teardown_hangs(done: threading.Event, name: str) -> None:
         os._exit(0)
 
 
+def _shut_down_within(seconds: float) -> bool:
+    """True once rclpy is shut down, waiting up to ``seconds``: rclpy's SIGINT handler may run just after
+    the conversion it interrupted raised."""
+    deadline = time.monotonic() + seconds
+    while rclpy.ok() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not rclpy.ok()
+
+
 def run(node_class, args=None, threads: int = 2) -> None:
     """Create and spin ``node_class()``; exit code 1 when the node cannot start (configuration, hardware)."""
     rclpy.init(args=args)
@@ -95,7 +105,7 @@ def run(node_class, args=None, threads: int = 2) -> None:
         if node is None:
             rclpy.logging.get_logger(node_class.__name__).fatal(f"cannot start: {err}")
             code = 1
-        elif isinstance(err, RuntimeError) and not rclpy.ok():
+        elif isinstance(err, RuntimeError) and _shut_down_within(0.5):
             # the stop signal arrived while rclpy converted a received message to Python: pybind11 reports
             # the interrupted conversion as "Unable to convert call argument '0' to Python object"
             rclpy.logging.get_logger(node.get_name()).info(f"stopping: the shutdown signal interrupted a callback ({err})")
