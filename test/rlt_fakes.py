@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rlt_ros.core.sim.env import JointLimits
 from rlt_ros.core.types import VLAOutput
 
 
@@ -21,6 +22,7 @@ class FakeReachEnv:
 
     def __init__(self, max_steps: int = 300, max_step_rad: float = 0.05):
         self.max_steps, self.max_step = max_steps, max_step_rad
+        self.joint_limits = JointLimits(np.full(2, -3.0), np.full(2, 3.0), np.full(2, max_step_rad / self.control_dt))
         self.rng = np.random.default_rng(0)
 
     def reset(self, seed=None, options=None):

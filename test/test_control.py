@@ -129,16 +129,14 @@ class _RunsAhead:
         return reference + 0.02
 
 
-@pytest.mark.parametrize("follows", [False, True])
-def test_reference_follows_an_actor_that_runs_ahead(follows):
-    rlt = RLTConfig(**{**RLT.to_dict(), "reference_follows_progress": follows})
-    c = ChunkController(ActorConfig(autostart=True, lead_rows=0, vla_execute_steps=30), rlt, ARM)
+def test_reference_follows_an_actor_that_runs_ahead():
+    c = ChunkController(ActorConfig(autostart=True, lead_rows=0, vla_execute_steps=30), RLT, ARM)
     m = EpisodeManager()
     c.on_event(m.start(0.0))
     c.on_event(m.handover(0.0))
     c.policy = _RunsAhead()
     ramp = np.linspace(0.0, 0.19, 20)[:, None] * np.ones((1, 3))  # row i = 0.01 i
-    firsts = []
+    firsts, stored = [], []
     for i in range(8):
         t = i * DT
         c.set_joint_state(np.zeros(3), t, t)
@@ -146,11 +144,36 @@ def test_reference_follows_an_actor_that_runs_ahead(follows):
                                 proprio=np.zeros(6, np.float32), joint_names=JOINTS, reference_chunk=ramp,
                                 step_dt=DT), t)
         step = c.tick(t)
+        stored += step.transitions
         if step.command is not None:
             firsts.append(round(float(step.command.positions[0, 0]), 4))
-    # the first chunk sends rows 2..5; the second starts from ã = rows 4..7 (the plan's own pace) or, following
-    # the arm, from the rows after row 5 (6..9), each shifted two rows ahead again
-    assert firsts == ([0.02, 0.08] if follows else [0.02, 0.06])
+    # the first chunk sends rows 2..5; the second starts from ã = the rows after row 5 (6..9), the plan ahead
+    # of the arm rather than its own pace (rows 4..7), shifted two rows ahead again
+    assert firsts == [0.02, 0.08]
+    # every stored window's ã, also between decisions, starts one row past the last target sent (stride 2:
+    # the window at step 2 follows row 3 of the plan, sent at step 1)
+    assert [round(float(t.reference[0, 0]), 4) for t in stored] == [0.0, 0.04]
+    # ã' of the first window (x' at step 4) is the ã the second decision was given (rows 6..9)
+    np.testing.assert_allclose(stored[0].next_reference[:, 0], [0.06, 0.07, 0.08, 0.09], atol=1e-6)
+
+
+def test_timeout_truncates_and_failure_terminates():
+    """A TIMEOUT is a truncation (the state holds no time): no terminal row, the windows still open are
+    dropped; a FAILURE mark is terminal with reward 0, a SUCCESS terminal with reward 1."""
+    for end, done in (("timeout", False), ("failure", True), ("success", True)):
+        c, m = make(), EpisodeManager()
+        c.on_event(m.start(0.0))
+        c.on_event(m.handover(0.0))
+        _, trans = run(c, m, 0.0, 9)
+        assert trans and not any(t.done for t in trans)
+        if end == "timeout":
+            m.config.critical_timeout_s = 0.1
+            event = m.tick(0.2)
+        else:
+            event = m.mark(end == "success", 0.2)
+        final = c.on_event(event)
+        assert bool(final) == done and all(t.done for t in final)
+        assert all(t.rewards.sum() == (1.0 if end == "success" else 0.0) for t in final)
 
 
 def test_weights_swap_between_chunks_and_intervention_relabels():

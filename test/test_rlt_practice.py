@@ -153,11 +153,19 @@ def test_async_learner_mode_on_fakes(tmp_path):
     assert p.policy.actor is not p.algorithm.actor
 
 
-def test_practice_acts_with_the_averaged_actor():
-    p = make_practice(None, rlt=small_rlt(actor_ema=0.01))
-    assert p.policy.actor is p.algorithm.actor_ema  # interleaved: the averaged actor drives, not the live one
-    plain = make_practice(None)
-    assert plain.policy.actor is plain.algorithm.actor
+def test_removed_fields_name_their_replacement_and_old_runs_resume(tmp_path):
+    """A configuration naming a removed RLTConfig field fails with what replaced it, before anything is
+    touched; a stored run whose removed fields hold today's behaviour resumes unchanged."""
+    with pytest.raises(ValueError, match="actor_ema was removed: the latest actor acts"):
+        RLTConfig.from_dict({**small_rlt().to_dict(), "actor_ema": 0.01})
+    with pytest.raises(ValueError, match="reference_follows_progress was removed"):
+        RLTConfig.from_dict({"reference_follows_progress": False})
+    make_practice(tmp_path, episodes=2).run()
+    stored = json.loads((tmp_path / "config.json").read_text())
+    stored["rlt"].update(actor_ema=0.0, shared_action_std=False, noise_correlation=0.0,
+                         reference_follows_progress=True, dropout_keeps_anchor=True)
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    assert make_practice(tmp_path, episodes=3).run()[-1].episode == 2
 
 
 class _RunsAhead:
@@ -171,17 +179,75 @@ class _RunsAhead:
         return reference + 3 * (reference[-1] - reference[-2])
 
 
-@pytest.mark.parametrize("follows", [False, True])
-def test_practice_reference_follows_an_actor_that_runs_ahead(tmp_path, follows):
-    p = make_practice(tmp_path, rlt=small_rlt(reference_follows_progress=follows), vla_execute_steps=30)
+class _LineVLA:
+    """A VLA whose chunks all lie on one grid along a line: the rows after the arm's nearest grid point."""
+
+    embed_dim, chunk_size, action_dim, spacing = 8, 50, 2, 0.004
+
+    def __init__(self):
+        self.origin, self.u = np.array([-2.0, -2.0]), np.array([0.6, 0.8])
+
+    def grid(self, q) -> float:
+        return float((np.asarray(q, np.float64) - self.origin) @ self.u / self.spacing)
+
+    def infer(self, obs):
+        from rlt_ros.core.types import VLAOutput
+
+        n = np.round(self.grid(obs.proprio[:2]))  # the arm is on the grid
+        rows = self.origin + self.spacing * (n + 1 + np.arange(self.chunk_size))[:, None] * self.u
+        return VLAOutput(prefix_embeddings=np.ones((4, 8), np.float32), prefix_mask=np.ones(4, bool),
+                         reference_chunk=rows.astype(np.float32))
+
+
+def test_stored_reference_is_in_step_with_the_executed_rows(tmp_path):
+    """Every stored window's ã (and ã') starts one plan row past the last row the arm executed, also between
+    the actor's decisions, with an actor that runs ahead of the VLA; a critical phase that times out is
+    stored as a truncation (no terminal row)."""
+    env, vla = FakeReachEnv(), _LineVLA()
+    cfg = PracticeConfig(episodes=1, critical_timeout_s=2.0, state_source="pooled", vla_execute_steps=30)
+    p = Practice(env, vla, StateReader("pooled", embed_dim=8), small_rlt(warmup_transitions=10**6), cfg,
+                 out_dir=tmp_path, progress=False)
+    env.reset(seed=0)
+    start = vla.origin + 0.3 * vla.u  # on the line, 0.54 rad from a target 0.2 rad off it: never reached
+    env.target = start + 0.5 * vla.u + 0.2 * np.array([-0.8, 0.6])
+    env.reset = lambda seed=None, options=None: (setattr(env, "q", start.copy()), setattr(env, "qd", np.zeros(2)),
+                                                 setattr(env, "steps", 0), setattr(env, "critical", False),
+                                                 (env.observe(True), env._info()))[-1]
+    p.policy = _RunsAhead()
+    res = p.run_episode(0, "rl", seed=0, start="pre_critical")
+    data = p.replay.arrays()
+    assert not res.success and len(data) == res.transitions > 30
+    assert not data["done"].any()  # a timeout is a truncation
+    executed = {}  # control step -> executed row
+    for rec in data:
+        for i in range(int(rec["steps"])):
+            executed[int(rec["index"]) + i] = rec["action"][i]
+    checked = 0
+    for rec in data:
+        step = int(rec["index"])
+        if step - 1 in executed:
+            ahead = vla.grid(rec["reference"][0]) - vla.grid(executed[step - 1])
+            assert ahead == pytest.approx(1.0, abs=1e-3), f"window at step {step}: ã starts {ahead:.2f} rows ahead"
+            checked += 1
+    assert checked > 30
+    by_index = {int(rec["index"]): rec for rec in data}
+    for rec in data:  # ã' of a window is ã of the window that starts where it ends
+        nxt = by_index.get(int(rec["index"]) + 10)
+        if nxt is not None:
+            np.testing.assert_allclose(rec["next_reference"], nxt["reference"], atol=1e-6)
+    p.replay.close()
+
+
+def test_practice_reference_follows_an_actor_that_runs_ahead(tmp_path):
+    p = make_practice(tmp_path, vla_execute_steps=30)
     p.vla.chunk_size = 50  # a plan of 50 rows, followed for 30
     p.policy = actor = _RunsAhead()
     p.run_episode(0, "eval", seed=3, start="pre_critical")
     first, second = actor.references[0], actor.references[1]
     row = first[1] - first[0]  # the plan's step per row
-    # the second decision's ã starts 10 rows after the first (the plan's own pace) or, following the arm,
-    # 13 rows after it (just past the row the actor's last target reached)
-    np.testing.assert_allclose((second[0] - first[0]) / row, 13.0 if follows else 10.0, atol=1e-4)
+    # the second decision's ã starts 13 rows after the first: just past the row the actor's last target
+    # reached (the plan's own pace would be 10)
+    np.testing.assert_allclose((second[0] - first[0]) / row, 13.0, atol=1e-4)
 
 
 class _Holds:

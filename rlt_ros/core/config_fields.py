@@ -59,6 +59,7 @@ class ConfigMixin:
         if not isinstance(data, dict):
             raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
         known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        data = drop_removed_fields(cls, data)
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(known)}")
@@ -67,6 +68,12 @@ class ConfigMixin:
             tuple_field = isinstance(known[key].default, tuple)
             kwargs[key] = tuple(value) if tuple_field and isinstance(value, list) else value
         return cls(**kwargs)
+
+    @classmethod
+    def removed_field_message(cls, key: str) -> str | None:
+        """Why ``key`` is no longer a field and what replaced it (None for a name that never was one)."""
+        removed = getattr(cls, "REMOVED_FIELDS", {})
+        return f"{cls.__name__}.{key} was removed: {removed[key][1]}" if key in removed else None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -88,6 +95,19 @@ class ConfigMixin:
         if not path.is_file():
             raise ValueError(f"{cls.__name__}: config file {path} does not exist")
         return cls.from_json(path.read_text())
+
+
+def drop_removed_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the class's ``REMOVED_FIELDS`` that hold the value meaning today's behaviour (a run
+    stored before the removal resumes unchanged); any other value of a removed field is an error naming
+    what replaced it, raised before anything is touched."""
+    removed = getattr(cls, "REMOVED_FIELDS", {})
+    for key in set(data) & set(removed):
+        if data[key] != removed[key][0]:
+            raise ValueError(f"{cls.removed_field_message(key)}; {key}={data[key]!r} is no longer possible "
+                             f"(only {removed[key][0]!r}, today's behaviour). Remove it from the configuration; "
+                             "nothing stored was changed")
+    return {k: v for k, v in data.items() if k not in removed}
 
 
 def check_int(obj: object, name: str, lo: int | None = None, hi: int | None = None) -> None:

@@ -1,4 +1,8 @@
-"""The control loop of actor_node, pure: which chunk runs, when to replan, hold, and what to record.
+"""The episode collector, pure: which chunk runs, when to replan, hold, and what to record.
+
+This is the one episode loop of rlt_ros. ``actor_node`` drives it from ROS topics and its control timer;
+in-process practice (``rlt sim-train``, ``bench/``; ``rlt_ros.core.rlt.practice``) drives it from the
+simulator, one tick per control step. So the benchmark measures what the robot runs.
 
 ``ChunkController.tick(now)`` is called at the control rate. It returns the command to send (a
 clamped chunk of absolute joint targets, only when a new one starts) and the critical-phase
@@ -17,6 +21,12 @@ latency never drags the arm back. A chunk under way runs to its end (the driver 
 trajectory); a new chunk is never started from a stale token (too old, or observed before the episode's
 START, i.e. showing the scene before the reset): stale tokens or joint states hold the arm at its
 measured position. Weights staged by another thread are swapped in only at a chunk boundary.
+
+ã stays in step with the arm: whenever ã is read (a decision, or a recorded observation every ``stride``
+rows) the plan first ``follow``s the last row sent, so a faster actor is never anchored behind itself and
+every stored window's ã / ã' is the reference the actor would be given at that row. Episode ends: SUCCESS
+and FAILURE are terminal (no bootstrap past them); a TIMEOUT is a truncation (the state holds no time):
+complete windows keep their bootstrapped targets and the windows still open are dropped.
 """
 
 from __future__ import annotations
@@ -74,7 +84,8 @@ class Step:
 
 
 class ChunkController:
-    def __init__(self, config: ActorConfig, rlt: RLTConfig, arm: ArmConfig):
+    def __init__(self, config: ActorConfig, rlt: RLTConfig, arm: ArmConfig,
+                 rng: np.random.Generator | None = None):
         if rlt.action_dim != len(arm.joint_names):
             raise ValueError(f"rlt.action_dim = {rlt.action_dim} but the arm has {len(arm.joint_names)} joints "
                              f"{list(arm.joint_names)}")
@@ -84,7 +95,7 @@ class ChunkController:
         self.policy: ActorPolicy | None = None
         self._staged: ActorPolicy | None = None
         self._lock = threading.Lock()
-        self._rng = np.random.default_rng(config.seed)
+        self._rng = rng if rng is not None else np.random.default_rng(config.seed)  # exploration noise
         self._token: TokenPacket | None = None
         self._q = None
         self._q_stamp = -np.inf
@@ -95,6 +106,7 @@ class ChunkController:
         self._plan_source = ChunkSource.HOLD
         self._plan_t0 = 0.0  # when the running plan was sent: its row i is the target of control step t0 + i dt
         self._index = 0  # rows of the running plan accounted for (recorded)
+        self._last_row: np.ndarray | None = None  # the last row executed in the RL/intervention phase
         self._holding = False
         self._recorder: ChunkRecorder | None = None
         self._episode_start = -np.inf  # stamp of this episode's START: older observations show the previous scene
@@ -129,11 +141,12 @@ class ChunkController:
         with self._lock:
             if not self.tracker.apply(event):
                 return []
-            self._plan = None  # every phase change replans on the next tick
+            self._plan, self._last_row = None, None  # every phase change replans on the next tick
             self._reference.reset()
             out: list[Transition] = []
             if event.type.terminal and self._recorder is not None:
-                out = self._recorder.finish(event.reward, terminal=True)
+                # a timeout truncates (bootstrap; the open windows are dropped), success/failure terminate
+                out = self._recorder.finish(event.reward, terminal=event.type != EventType.TIMEOUT)
                 self._recorder = None
             elif event.type in (EventType.START, EventType.RESET):
                 self._recorder = None
@@ -147,6 +160,36 @@ class ChunkController:
         with self._lock:
             return self._tick(now)
 
+    def wants_token(self, now: float) -> bool:
+        """Whether ``tick(now)`` reads a fresh RL token: a new chunk starts, or a recorded row needs the state.
+        An in-process driver queries the VLA only then (actor_node takes every token as it comes)."""
+        with self._lock:
+            if not self.active or self.tracker.phase == Phase.IDLE:
+                return False
+            token, human = self._token, self.tracker.phase == Phase.INTERVENTION
+            if not self._is_current(token):
+                return True
+            _, starts = self._due(now, human)
+            if starts and (not human or now - token.stamp > self.config.max_token_age_s):
+                return True
+            return (self.config.record and self.tracker.phase in (Phase.RL, Phase.INTERVENTION)
+                    and (self._recorder is None or self._recorder.needs_observation()))
+
+    def _is_current(self, token: TokenPacket | None) -> bool:
+        # a token belongs to this episode when the vla node tagged it so *and* its observation was taken after
+        # the episode's START (one from before the reset shows the old scene, e.g. where the socket was)
+        return (token is not None and token.episode_id == self.tracker.episode_id
+                and token.stamp >= self._episode_start)
+
+    def _due(self, now: float, human: bool) -> tuple[int, bool]:
+        """(rows of the running plan whose control step has come, whether a new chunk starts this tick).
+        Rows are counted by the clock, not by ticks: a late or skipped tick (a loaded CPU) must not leave the
+        driver without targets or the recorder behind it; a clock that jumped back starts a new chunk."""
+        due = 0 if self._plan is None else int(np.floor((now - self._plan_t0) / self.arm.dt + 1e-6)) + 1
+        starts = (human or self._plan is None or due > len(self._plan) - self.config.lead_rows
+                  or now < self._plan_t0)
+        return due, starts
+
     def _tick(self, now: float) -> Step:
         c = self.config
         if not self.active or self.tracker.phase == Phase.IDLE:
@@ -157,16 +200,9 @@ class ChunkController:
             return Step(warning="joint states are stale: sending nothing (the driver holds its last goal)")
         token = self._token
         human = self.tracker.phase == Phase.INTERVENTION
-        # rows of the running plan whose control step has come, by the clock, not by ticks: a late or
-        # skipped tick (a loaded CPU) must not leave the driver without targets or the recorder behind it
-        due = 0 if self._plan is None else int(np.floor((now - self._plan_t0) / self.arm.dt + 1e-6)) + 1
-        starts = (human or self._plan is None or due > len(self._plan) - c.lead_rows
-                  or now < self._plan_t0)  # a new chunk starts this tick (also after the clock jumped back)
+        due, starts = self._due(now, human)
         step = Step()
-        # a token belongs to this episode when the vla node tagged it so *and* its observation was taken after
-        # the episode's START (one from before the reset shows the old scene, e.g. where the socket was)
-        current = (token is not None and token.episode_id == self.tracker.episode_id
-                   and token.stamp >= self._episode_start)
+        current = self._is_current(token)
         if current:
             self._account(token, (due - 1) if starts else due, human, step)  # the running plan's rows so far
         if not current or (starts and now - token.stamp > c.max_token_age_s):
@@ -197,6 +233,7 @@ class ChunkController:
                 if self.config.record:
                     self._record(token, row, human, step)
                 self._reference.step()
+                self._last_row = row
         self._index = end
 
     def _new_plan(self, token: TokenPacket, skip: int, step: Step, now: float) -> None:
@@ -210,8 +247,8 @@ class ChunkController:
         if self._staged is not None:  # swap weights only between chunks
             self.policy, self._staged = self._staged, None
             self.counters["weight_swaps"] += 1
-        if self.rlt.reference_follows_progress and self._plan is not None and self._index > 0:
-            self._reference.follow(self._plan[self._index - 1])  # the last target sent
+        if self._last_row is not None:
+            self._reference.follow(self._last_row)  # ã is the plan ahead of the last target sent
         due = self._reference.due()
         ref = self._reference.decide(token.reference_chunk, skip)
         self.counters["latency_rows"] += self._reference.offset if due else 0
@@ -249,6 +286,8 @@ class ChunkController:
         self._recorder.source = (SOURCE_HUMAN if human else
                                  SOURCE_RL if self._plan_source == ChunkSource.ACTOR else SOURCE_VLA)
         if self._recorder.needs_observation():
+            if self._last_row is not None:
+                self._reference.follow(self._last_row)  # ã (and the previous window's ã') in step with the arm
             closed = self._recorder.observe(token.token, token.proprio, self._reference.window())
             step.transitions.extend(closed)
             self.counters["transitions"] += len(closed)

@@ -63,13 +63,13 @@ class RLTAlgorithm:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.normalizer = Normalizer(cfg.token_dim, cfg.proprio_dim, cfg.action_dim,
-                                     action_min_std=cfg.action_min_std, shared_action_std=cfg.shared_action_std)
+                                     action_min_std=cfg.action_min_std)
         self.actor = Actor(cfg)
         self.critics = Critics(cfg)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         # the actor the acting side runs: the latest one, or a Polyak average of it (cfg.actor_ema)
-        self.actor_ema = copy.deepcopy(self.actor).requires_grad_(False) if cfg.actor_ema > 0 else None
+        self.actor_ema = copy.deepcopy(self.actor).requires_grad_(False) if False else None  # actor_ema removed (being rewritten on issue17 branch)
         self.actor_opt = _adam(self.actor, cfg.actor_lr)
         self.critic_opt = _adam(self.critics, cfg.critic_lr)
         self._params = {name: list(getattr(self, name).parameters()) for name in self.modules()}
@@ -119,7 +119,7 @@ class RLTAlgorithm:
     def actor_loss(self, nb: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         """E_{a ~ N(mu(x, ã_in), sigma^2)}[ -mean_j Q_j(x, a) + beta || a - ã ||^2 ]."""
         cfg = self.cfg
-        anchor = nb["ref"] if cfg.residual_actor and cfg.dropout_keeps_anchor else None
+        anchor = nb["ref"] if cfg.residual_actor else None
         mu = self.actor(nb["token"], nb["proprio"], self._ref_in(nb["ref"], True), anchor)
         act = mu + self._noise(mu)
         q = self.critics(nb["token"], nb["proprio"], act).mean(dim=0)

@@ -36,20 +36,6 @@ def export_actor(cfg: RLTConfig, actor: Actor, normalizer: Normalizer, version: 
     return save(tensors), json.dumps(meta, sort_keys=True)
 
 
-def exploration_noise(rng: np.random.Generator, shape: tuple[int, int, int], correlation: float) -> np.ndarray:
-    """Standard-normal noise [B, C, A], AR(1) along the chunk's rows with coefficient ``correlation``.
-
-    Every element keeps unit variance: e_0 = n_0, e_i = rho e_{i-1} + sqrt(1 - rho^2) n_i. rho = 0 is the
-    paper's i.i.d. Gaussian; near 1 the chunk gets one offset, which the arm does not average away.
-    """
-    noise = rng.standard_normal(shape).astype(np.float32)
-    if correlation > 0:
-        keep = np.float32(np.sqrt(1.0 - correlation ** 2))
-        for i in range(1, shape[1]):
-            noise[:, i] = correlation * noise[:, i - 1] + keep * noise[:, i]
-    return noise
-
-
 class ActorPolicy:
     """Inference wrapper around the actor mu_theta and the normaliser."""
 
@@ -120,7 +106,7 @@ class ActorPolicy:
         ref_in = ref_n if self.cfg.use_reference else torch.zeros_like(ref_n)
         mu = self.actor(n.token(torch.from_numpy(token)), n.proprio(torch.from_numpy(proprio)), ref_in)
         if explore and self.cfg.sigma > 0:
-            noise = exploration_noise(rng or np.random.default_rng(), (b, c, a), self.cfg.noise_correlation)
-            mu = mu + torch.from_numpy(noise.reshape(b, c * a)) * self.cfg.sigma
+            noise = (rng or np.random.default_rng()).standard_normal((b, c * a)).astype(np.float32)
+            mu = mu + torch.from_numpy(noise) * self.cfg.sigma
         out = n.unaction(mu.reshape(b, c, a)).numpy().astype(np.float32)
         return out[0] if single else out

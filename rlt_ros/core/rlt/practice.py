@@ -1,25 +1,25 @@
 """RLT practice on a simulated arm: the critical-phase protocol, headless and in-process.
 
-Per episode (paper: "RL Token", Xu et al. 2026, "The human in the loop", with a simulated operator):
+Per episode (paper: "RL Token", Xu et al. 2026, "The human in the loop", with a simulated operator), the
+simulator drives the one episode collector (``rlt_ros.core.control.ChunkController``, as actor_node does on
+a robot) one tick per control step and plays the operator's part with episode events:
 
-1. reset (``PracticeConfig.start``: just before the critical phase, the full task, or a curriculum);
-2. the VLA drives, re-queried every ``vla_execute_steps`` steps, until ``info["in_critical_phase"]`` first
-   becomes true: the operator hands over;
-3. critical phase: every ``stride`` steps the VLA is queried on the current observation for its prefix
-   embeddings (-> the state vector z_rl); every C steps the driver picks a chunk: the RL actor (refining
-   ã, with its fixed-sigma noise) or, during warm-up / for the base arm, ã itself. ã is the next C rows of
-   the VLA's executing plan (``ReferencePlan``: a chunk is followed for ``vla_execute_steps`` rows before
-   the newest one replaces it), so the untrained actor and the base arm are the base policy;
-4. the operator marks success (+1, from the simulator's ground truth; ends the episode) or failure (0)
-   when the critical phase exceeds ``critical_timeout_s`` or the episode times out; with
-   ``intervene_after_s`` it also takes over an RL episode still running after that long and teleoperates it
-   to its end (``operator``: reset(obs) at the takeover, then act(obs) -> action every step); those rows
-   are stored as human actions (ã <- a_human, source human);
-5. only critical-phase transitions are stored (``ChunkRecorder``: one every ``stride`` steps), the learner
-   spends its UTD budget after every chunk (``learner_mode=interleaved``) or in its own thread (``async``).
+1. reset (``PracticeConfig.start``: just before the critical phase, the full task, or a curriculum); START;
+2. the VLA drives (its chunk executed for ``vla_execute_steps`` rows, then the newest), until
+   ``info["in_critical_phase"]`` first becomes true: HANDOVER;
+3. critical phase: every C steps a chunk from the RL actor (refining ã, with its fixed-sigma noise) or,
+   during warm-up / for the base arm, ã itself; the VLA is queried whenever the collector reads a token
+   (a decision, or every ``stride`` steps while recording);
+4. the operator marks SUCCESS (+1, from the simulator's ground truth); a critical phase longer than
+   ``critical_timeout_s`` or an episode out of time ends as TIMEOUT (a truncation: bootstrapped, not a
+   terminal 0); with ``intervene_after_s`` the operator also takes over (INTERVENTION_START) an RL
+   episode still running after that long and teleoperates it to its end (``operator``: reset(obs) at the
+   takeover, then act(obs) -> action every step), stored as human actions (ã <- a_human);
+5. only critical-phase transitions are stored (one every ``stride`` steps); the learner spends its UTD
+   budget after every chunk (``learner_mode=interleaved``) or in its own thread (``async``).
 
-The environment follows ``rlt_ros.core.sim.env.PegInsertionEnv`` (reset/step/observe, info["success"],
-info["in_critical_phase"], info["time"]) and the VLA ``rlt_ros.core.vla.base.VLABackend`` (infer); tests
+The environment follows ``rlt_ros.core.sim.env.PegInsertionEnv`` (reset/step/observe, joint_names,
+joint_limits, control_dt, info["success"], info["in_critical_phase"], info["time"]) and the VLA ``rlt_ros.core.vla.base.VLABackend`` (infer); tests
 use small fakes with the same interface.
 """
 
@@ -28,20 +28,22 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
+from rlt_ros.core.arm import ArmConfig
+from rlt_ros.core.control import ActorConfig, ChunkController
+from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_practice import PracticeConfig
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import CheckpointMismatchError, Learner, RLTAlgorithm, check_compatible
 from rlt_ros.core.rlt.modeling_token import TokenEncoder, pooled_prefix
 from rlt_ros.core.rlt.policy import ActorPolicy
-from rlt_ros.core.rlt.reference import ReferencePlan
-from rlt_ros.core.rlt.replay import SOURCE_RL, SOURCE_VLA, ChunkRecorder, ReplayBuffer, Transition
+from rlt_ros.core.rlt.replay import ReplayBuffer, Transition
 from rlt_ros.core.types import Observation, VLAOutput
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,14 @@ def sim_observation(obs: dict, instruction: str, proprio_dim: int | None = None)
                        stamp=float(obs.get("stamp", 0.0)))
 
 
+def sim_arm(env) -> ArmConfig:
+    """The simulated arm's joints and limits as the collector's ArmConfig (its clamp is the driver's)."""
+    lim = env.joint_limits
+    return ArmConfig(name="sim", joint_names=tuple(env.joint_names), position_lower=tuple(lim.lower),
+                     position_upper=tuple(lim.upper), max_velocity=tuple(lim.max_velocity),
+                     control_hz=1.0 / float(env.control_dt))
+
+
 class Practice:
     """Runs practice episodes on ``env`` with ``vla``; owns the replay buffer and the learner.
 
@@ -127,6 +137,9 @@ class Practice:
         self.on_transition = on_transition
         self.instruction = getattr(env, "instruction", "")
         self._check_dims()
+        self.arm, self.dt = sim_arm(env), float(env.control_dt)
+        # the collector as in-process practice runs it: active at once, no transport lead, no latency
+        self.actor_cfg = ActorConfig(autostart=True, lead_rows=0, vla_execute_steps=cfg.vla_execute_steps)
         torch.set_num_threads(cfg.num_threads)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.results: list[EpisodeResult] = []
@@ -146,7 +159,7 @@ class Practice:
         if cfg.learner_mode == "async":
             self.policy = self.algorithm.policy()  # an independent copy, refreshed from the weight queue
         else:
-            self.policy = ActorPolicy(rlt_cfg, self.algorithm.acting_actor, self.algorithm.normalizer)
+            self.policy = ActorPolicy(rlt_cfg, self.algorithm.actor, self.algorithm.normalizer)
 
     # ---- setup ------------------------------------------------------------------------------------
     def _check_dims(self) -> None:
@@ -204,85 +217,84 @@ class Practice:
             obs.update(self.env.observe(render=True))
         return self.vla.infer(sim_observation(obs, self.instruction, getattr(self.vla, "proprio_dim", None)))
 
+    def _event(self, ctl: ChunkController, episode: int, k: int, kind: EventType,
+               source: EventSource = EventSource.HUMAN) -> list[Transition]:
+        reward = 1.0 if kind == EventType.SUCCESS else 0.0
+        return ctl.on_event(EpisodeEventPacket(k * self.dt, episode, kind, source, reward))
+
     def run_episode(self, episode: int, kind: str, seed: int, start: str) -> EpisodeResult:
-        """kind: warmup | rl | base | eval (see EpisodeResult.kind)."""
+        """One episode, kind warmup | rl | base | eval (see EpisodeResult.kind): the simulated operator's
+        events (start, handover, takeover, success/timeout) and one ``ChunkController.tick`` per control
+        step, at simulated time k * dt; the VLA is queried only when the controller reads a token."""
         wall0 = time.perf_counter()
         env, c = self.env, self.rlt_cfg
         obs, info = env.reset(seed=seed, options={"start": start})
         t0 = float(info.get("time", 0.0))
-        obs, info, ended = self._vla_phase(obs, info)
-        if ended:  # the episode ended before the critical phase
-            return self._result(episode, kind, bool(info.get("success", False)), None,
-                                float(info["time"]) - t0, 0, wall0)
-        handover_t = float(info["time"])
-        record = kind in ("warmup", "rl")
-        recorder = ChunkRecorder(episode, c.chunk_size, c.stride, SOURCE_VLA if kind == "warmup" else SOURCE_RL)
-        actor_drives = kind in ("rl", "eval")
+        record, actor_drives = kind in ("warmup", "rl"), kind in ("rl", "eval")
+        ctl = ChunkController(replace(self.actor_cfg, explore=self._explore(kind), record=record), c, self.arm,
+                              rng=self.rng)
+        ctl.policy = self.policy if actor_drives else None
         intervene_after = self.cfg.intervene_after_s if kind == "rl" else 0.0
-        plan = ReferencePlan(self.cfg.vla_execute_steps, c.chunk_size)
-
-        def needs_vla(step: int) -> bool:  # the token is read every stride steps when recording, else at decisions
-            return (record and step % c.stride == 0) or (step % c.chunk_size == 0 and (actor_drives or plan.due()))
-
-        stored, t, chunk, ref, crit_s, human = 0, 0, None, None, 0.0, False
+        stored, k, handover, human, rows, row = 0, 0, None, False, None, 0
+        self._event(ctl, episode, 0, EventType.START, EventSource.SYSTEM)
         while True:
-            if needs_vla(t):
-                out = self._infer(obs)
-                proprio = np.asarray(obs["proprio"], np.float32)
-                state = self.reader(out) if record or actor_drives else None
-            if t % c.chunk_size == 0:  # a decision: ã = the next C rows of the VLA's executing plan
-                if c.reference_follows_progress and chunk is not None:
-                    plan.follow(chunk[-1])
-                ref = plan.decide(out.reference_chunk)
-            if record and t % c.stride == 0:
-                stored += self._store(recorder.observe(state, proprio, plan.window()))
-            if intervene_after and not human and crit_s >= intervene_after - 1e-9:
+            now = k * self.dt
+            obs_q = np.asarray(obs["proprio"], np.float64)[: c.action_dim]  # proprio starts with the joint positions
+            if handover is None and info.get("in_critical_phase", False):
+                handover = k  # the operator hands over at the start of the critical phase
+                self._event(ctl, episode, k, EventType.HANDOVER)
+            crit_steps = 0 if handover is None else k - handover
+            if handover is not None and (crit_steps % c.chunk_size == 0):
+                self._between_chunks(record, actor_drives)
+            if intervene_after and not human and crit_steps * self.dt >= intervene_after - 1e-9:
                 human = True  # the operator takes over for the rest of the episode
                 self.operator.reset(obs)
+                self._event(ctl, episode, k, EventType.INTERVENTION_START)
             if human:
-                action = self.operator.act(obs)
-            else:
-                if t % c.chunk_size == 0:
-                    if actor_drives:
-                        if self.cfg.learner_mode == "async":
-                            self._refresh_async_policy()
-                        chunk = self.policy.act(state, proprio, ref, explore=self._explore(kind), rng=self.rng)
-                    else:
-                        chunk = ref
-                action = chunk[t % c.chunk_size]
-            plan.step()
-            t += 1
-            obs, _, terminated, truncated, info = env.step(action, render=needs_vla(t))
-            if record:
-                recorder.act(action, human=human)
-            crit_s = float(info["time"]) - handover_t
-            if terminated or truncated or crit_s >= self.cfg.critical_timeout_s - 1e-9:
-                success = bool(info.get("success", False))
-                if record:
-                    stored += self._store(recorder.finish(1.0 if success else 0.0))
-                    self.replay.sync()
+                ctl.set_teleop(self.operator.act(obs), now)
+            ctl.set_joint_state(obs_q, now, now)
+            if ctl.wants_token(now):
+                ctl.set_token(self._token(obs, episode, now, handover is not None and (record or actor_drives)), now)
+            step = ctl.tick(now)
+            stored += self._store(step.transitions)
+            if step.command is not None:
+                rows, row = step.command.positions, 0
+            if rows is None:
+                raise RuntimeError(f"practice: the controller sent no command at step {k}: {step.warning}")
+            action = rows[min(row, len(rows) - 1)]
+            row, k = row + 1, k + 1
+            obs, _, terminated, truncated, info = env.step(action, render=False)
+            crit_s = None if handover is None else (k - handover) * self.dt
+            if terminated or truncated or (crit_s is not None and crit_s >= self.cfg.critical_timeout_s - 1e-9):
                 break
-            if record and t % c.chunk_size == 0 and self.cfg.learner_mode == "interleaved":
+        success = bool(info.get("success", False))
+        # the operator marks success; a critical phase or episode that ran out of time is a truncation
+        end = EventType.SUCCESS if success else EventType.TIMEOUT
+        stored += self._store(self._event(ctl, episode, k, end, EventSource.HUMAN if success else EventSource.TIMEOUT))
+        if record:
+            self.replay.sync()
+            if self.cfg.learner_mode == "interleaved":
                 self.learner.catch_up()
+        return self._result(episode, kind, success, crit_s, float(info["time"]) - t0, stored, wall0, human)
+
+    def _token(self, obs: dict, episode: int, now: float, with_state: bool) -> TokenPacket:
+        """The VLA on the current observation -> the controller's token (z_rl only where it is read)."""
+        out = self._infer(obs)
+        state = self.reader(out) if with_state else np.zeros(self.rlt_cfg.token_dim, np.float32)
+        return TokenPacket(stamp=now, episode_id=episode, phase=Phase.RL, token=np.asarray(state, np.float32),
+                           proprio=np.asarray(obs["proprio"], np.float32), joint_names=self.arm.joint_names,
+                           reference_chunk=np.asarray(out.reference_chunk), step_dt=self.dt)
+
+    def _between_chunks(self, record: bool, actor_drives: bool) -> None:
+        """Every C critical-phase steps: the interleaved learner spends its budget, the async one's newest
+        weights reach the acting policy."""
         if record and self.cfg.learner_mode == "interleaved":
             self.learner.catch_up()
-        return self._result(episode, kind, success, crit_s, float(info["time"]) - t0, stored, wall0, human)
+        if actor_drives and self.cfg.learner_mode == "async":
+            self._refresh_async_policy()
 
     def _explore(self, kind: str) -> bool:
         return (kind == "rl" and self.cfg.explore) or (kind == "eval" and self.cfg.eval_explore)
-
-    def _vla_phase(self, obs: dict, info: dict) -> tuple[dict, dict, bool]:
-        """The VLA drives until the critical phase (handover); returns (obs, info, episode_ended)."""
-        plan, newest = ReferencePlan(self.cfg.vla_execute_steps, 1), None
-        while not info.get("in_critical_phase", False):
-            if plan.due():
-                newest = self._infer(obs).reference_chunk
-            action = plan.decide(newest)[0]
-            plan.step()
-            obs, _, terminated, truncated, info = self.env.step(action, render=plan.due())
-            if terminated or truncated:
-                return obs, info, True
-        return obs, info, False
 
     def _store(self, transitions: list[Transition]) -> int:
         for tr in transitions:

@@ -13,26 +13,14 @@ Latency: a chunk predicted from an observation taken ``skip`` control steps ago 
 a slow perception/VLA pipeline does not drag the arm back to where it was. In-process practice has no
 latency (skip 0); actor_node passes the RL token's age in control steps (:func:`rows_elapsed`).
 
-Tried and rejected on the simulated insertion (2 seeds, 50 practice episodes, 20 noise-free evaluation
-episodes; this plan gives 100% / 4.95 s and 100% / 4.81 s): replanning as soon as the executed targets run
-more than 2 mrad off the plan, so that a faster actor is not anchored to a plan it has outrun: 80% / 4.91 s
-and 80% / 4.63 s; adding the newest chunk's first C rows to the actor's and critics' state (ã unchanged):
-95% / 5.22 s and 85% / 4.96 s.
+Progress: an actor faster than the VLA outruns its plan (three decisions into a 30-row plan a 2x actor has
+executed what the plan meant for row 60). Before ã is read, the plan's current row moves forward (never
+back) to just past the row nearest the last target sent (``follow``), so ã is the VLA's plan *ahead* of
+the arm, and a faster arm consumes the plan, and so replans, sooner. An actor that passes ã through never
+moves it: the untrained actor is still the base policy. The variants tried are in docs/experiments.md.
 
-An actor that goes faster than the VLA outruns its plan: three decisions into a 30-row plan a 2x actor
-has executed what the plan meant for row 60, yet ã is still rows 20-29, so the residual must both undo
-the lag and add the speed, to sub-millimetre accuracy. With ``RLTConfig.reference_follows_progress``
-the plan's current row moves forward (never back) to just past the row nearest the last target sent
-(``follow``): ã stays the VLA's plan *ahead* of the arm, and a faster arm consumes the plan, and so
-replans, sooner (by progress, not by clock, unlike the rejected variant above). An actor that passes ã
-through never moves it, so the untrained actor is still the base policy. Measured (seeds 0 and 1, 20
-noise-free evaluation episodes, gamma 0.999; README "RLT in simulation"): beta 0.03, 150 episodes: 68% /
-3.08 s (without: 92% / 4.26 s); beta 0.1, 150 episodes: 97% / 4.49 s; beta 0.05, 200 episodes: 88% /
-3.66 s in 18 CPU-minutes (1.85x; without it, >= 85% success stayed at <= 1.73x within 30 CPU-minutes),
-300 episodes: 78% / 3.09 s. Off by default: the benchmark table was measured without it.
-
-Used by the in-process practice loop (rlt_ros.core.rlt.practice) and by actor_node (rlt_ros.core.control),
-so the simulator benchmark and the robot follow the same reference.
+Used by the one episode collector (rlt_ros.core.control.ChunkController), which actor_node and in-process
+practice both drive.
 """
 
 from __future__ import annotations

@@ -341,7 +341,7 @@ class ChunkRecorder:
             raise ReplayError(f"chunk_size {chunk_size} must be a multiple of stride {stride}")
         self.episode_id, self.c, self.stride, self.source = int(episode_id), int(chunk_size), int(stride), source
         self.t = 0
-        self._open: list[dict] = []  # windows: start, token, proprio, reference, actions, human
+        self._open: list[dict] = []  # windows: start, token, proprio, reference, actions, human, source
         self._last_obs: tuple | None = None
 
     def needs_observation(self) -> bool:
@@ -360,7 +360,7 @@ class ChunkRecorder:
             out.append(self._emit(w, token, proprio, ref, done=False, reward=0.0))
             self._open.remove(w)
         self._open.append({"start": self.t, "token": token, "proprio": proprio, "reference": ref,
-                           "actions": [], "human": []})
+                           "actions": [], "human": [], "source": self.source})
         self._last_obs = (token, proprio, ref)
         return out
 
@@ -397,4 +397,4 @@ class ChunkRecorder:
             reference=relabel_intervention(w["reference"], actions, human) if intervention else w["reference"],
             action=actions, rewards=rewards, done=done, next_token=next_token, next_proprio=next_proprio,
             next_reference=next_ref, intervention=intervention,
-            source=SOURCE_HUMAN if intervention else self.source, steps=steps)
+            source=SOURCE_HUMAN if intervention else w["source"], steps=steps)
