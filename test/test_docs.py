@@ -2,6 +2,7 @@
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -16,9 +17,22 @@ HTML_LINK = re.compile(r"<(?:a|img)\s[^>]*(?:href|src)=\"([^\"]+)\"", re.I)
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 
 
+def anchors(text: str) -> set[str]:
+    """GitHub's anchors of a markdown page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    out: set[str] = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*$", re.sub(r"```.*?```", "", text, flags=re.S), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        n = 0
+        while (slug if n == 0 else f"{slug}-{n}") in out:
+            n += 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
 def _update_docs():
     spec = importlib.util.spec_from_file_location("update_docs", ROOT / "scripts" / "update_docs.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -68,6 +82,11 @@ def test_relative_links_resolve_inside_the_repository(path):
             bad.append(f"{target} does not exist")
         elif resolved.relative_to(ROOT).parts[:1] and resolved.relative_to(ROOT).parts[0] in SKIP_DIRS:
             bad.append(f"{target} points into a build or run folder that a fresh clone does not have")
+        elif "#" in target and resolved.suffix == ".md" and target.split("#", 1)[1] not in anchors(resolved.read_text()):
+            bad.append(f"{target}: no heading with that anchor")
+    for target in links(path.read_text()):
+        if target.startswith("#") and target[1:] not in anchors(path.read_text()):
+            bad.append(f"{target}: no heading with that anchor in this page")
     assert not bad, f"{path.relative_to(ROOT)}: " + "; ".join(bad)
 
 
@@ -76,6 +95,10 @@ def test_no_document_refers_to_files_outside_the_repository(path):
     text = path.read_text()
     assert "../shared" not in text and "/work/" not in text, (
         f"{path.relative_to(ROOT)} refers to a file outside the repository; link a page under docs/ instead")
+
+
+def test_anchors_follow_github():
+    assert anchors("# A `b` c\n## 2.1 The: x, y's\n## A b c\n") == {"a-b-c", "21-the-x-ys", "a-b-c-1"}
 
 
 def test_generated_pages_are_current():
