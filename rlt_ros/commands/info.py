@@ -1,6 +1,7 @@
 """``rlt info``: what is installed, and every node's parameters (from the nodes' configuration dataclasses).
 
-``rlt info --params --markdown`` prints the parameter table of the README (a test keeps them equal).
+``rlt info --params --markdown`` prints the parameter table of docs/parameters.md (scripts/update_docs.py
+writes it there; test/test_docs.py keeps them equal).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ those), so that ROS nodes can declare one parameter per field:
   ``to_json``/``from_json`` and ``save``/``load``;
 - ``check_int``/``check_float``/``check_choice``/``check_int_tuple`` validate fields in ``__post_init__``;
 - every field carries a trailing ``# comment`` giving meaning and unit; ``field_docs`` reads those
-  comments so that ROS parameter descriptors, ``--help`` texts and the README's parameter table all
+  comments so that ROS parameter descriptors, ``--help`` texts and docs/parameters.md all
   come from the dataclass itself (one source of truth).
 """
 

@@ -2,7 +2,7 @@
 
 A node lists its configurations in ``CONFIGS = {prefix: ConfigClass}``; ``RltNode`` declares each
 config's fields as parameters ``<prefix>.<field>``, rejects unknown parameters, and exposes the built
-configs as attributes ``<prefix>_config``. ``rlt info --params`` and the README's parameter table
+configs as attributes ``<prefix>_config``. ``rlt info --params`` and docs/parameters.md
 read the same ``CONFIGS``. ``run(NodeClass)`` is the canonical rclpy main: init, spin,
 clean shutdown on Ctrl-C or external shutdown, a non-zero exit code on a configuration error.
 """
