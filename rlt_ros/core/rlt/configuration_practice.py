@@ -2,14 +2,11 @@
 
 The episode protocol follows the paper's human-in-the-loop setup, with a simulated operator: the VLA
 drives until the critical phase starts (handover), the RL actor drives from there in chunks of C, the
-operator marks success (+1, from ground truth) or failure (0, on timeout); only critical-phase
+operator marks success (+1, from ground truth) or the episode times out (a truncation); only critical-phase
 transitions are stored. Warm-up episodes (VLA driving the critical phase too) fill the buffer first.
 With ``intervene_after_s`` the operator also intervenes, as in the paper: an RL episode still running after
 that long is teleoperated to its end (by the simulator's scripted demonstrator, brisker) and stored with
-ã <- a_human. Measured (README, "With simulated interventions"): intervene_after_s = 5 with a 12 s timeout,
-beta 0.07, gamma 0.999, batch 64, reference_follows_progress, 375 episodes, seeds 0-5: 90.4% at 2.04x on
-80 noise-free evaluation episodes (without interventions, seeds 0-4: 86% at 2.02x); the operator took over
-9-17% of the episodes.
+ã <- a_human. Measurements: docs/experiments.md.
 """
 
 from __future__ import annotations
