@@ -63,7 +63,7 @@ class RLTAlgorithm:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.normalizer = Normalizer(cfg.token_dim, cfg.proprio_dim, cfg.action_dim,
-                                     action_min_std=cfg.action_min_std)
+                                     action_std_floor=cfg.action_std_floor)
         self.actor = Actor(cfg)
         self.critics = Critics(cfg)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
