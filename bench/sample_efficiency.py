@@ -145,6 +145,8 @@ def aggregate(runs: dict[tuple[str, int], dict], arms: list[str], seeds: list[in
 def learning_curves(runs, arms, seeds, window: int = 20):
     """Per arm: simulated minutes grid, rolling success rate and rolling median critical phase (mean over seeds),
     of the practice episodes the policy finished itself."""
+    from rlt_ros.core.curves import rolling
+
     curves = {}
     for arm in arms:
         if arm == "base":
@@ -157,13 +159,7 @@ def learning_curves(runs, arms, seeds, window: int = 20):
             t = np.array([e["sim_total_s"] for e in eps]) / 60.0
             # the policy's own successes: an episode the operator took over (--intervene-after) counts as a failure
             own = [e["success"] and not e.get("intervened", False) for e in eps]
-            succ = np.array(own, float)
-            crit = np.array([e["critical_s"] if ok and e["critical_s"] is not None else np.nan
-                             for e, ok in zip(eps, own)])
-            rs = np.array([succ[max(0, i - window + 1): i + 1].mean() for i in range(len(eps))])
-            rc = np.array([np.nanmedian(crit[max(0, i - window + 1): i + 1])
-                           if np.any(~np.isnan(crit[max(0, i - window + 1): i + 1])) else np.nan
-                           for i in range(len(eps))])
+            rs, rc = rolling(own, [e["critical_s"] for e in eps], window)
             per.append((t, rs, rc))
         if not per:
             continue
@@ -175,30 +171,11 @@ def learning_curves(runs, arms, seeds, window: int = 20):
 
 
 def plot(curves, results, path: Path) -> None:
-    import matplotlib
+    from rlt_ros.core.curves import plot_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for arm, (grid, rs, rc) in curves.items():
-        ax1.plot(grid, rs, label=arm)
-        ax2.plot(grid, rc, label=arm)
-    base = results.get("base", {})
-    if base.get("success_rate") is not None:
-        ax1.axhline(base["success_rate"], color="k", ls="--", label="base (eval)")
-    if base.get("critical_phase_s") is not None:
-        ax2.axhline(base["critical_phase_s"], color="k", ls="--", label="base (eval)")
-    ax1.set(xlabel="simulated practice time [min]", ylabel="success rate (rolling 20 episodes)", ylim=(0, 1.05))
-    ax2.set(xlabel="simulated practice time [min]", ylabel="critical phase of successes [s] (rolling median)")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("RLT practice on the simulated insertion (mean over seeds; training episodes with exploration;\n"
-                 "an episode the operator took over counts as a failure)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_curves(curves, path, xlabel="simulated practice time [min]", baseline=results.get("base"),
+                title="RLT practice on the simulated insertion (mean over seeds; training episodes with exploration;\n"
+                      "an episode the operator took over counts as a failure)")
 
 
 def markdown(results, spread, budget, seeds, command: str) -> str:

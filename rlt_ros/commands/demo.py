@@ -165,6 +165,27 @@ def summary(progress: Progress, block: int, budget_s: float) -> str:
     return "\n".join(lines)
 
 
+def plot_progress(progress: Progress, path: Path, window: int = 10) -> Path:
+    """The run's success rate and critical phase over episodes (rolling ``window``), the base policy's
+    episodes as its baseline and a mark where the noise-free evaluation begins."""
+    from rlt_ros.core.curves import plot_curves, rolling
+
+    history = progress.stats.history
+    base, _, _ = progress.split()
+    ids = [r.episode_id for r in history]
+    rate, crit = rolling([r.success for r in history], [r.critical_s for r in history], window)
+    base_crit = [r.critical_s for r in base if r.success and r.critical_s is not None]
+    baseline = {"success_rate": sum(r.success for r in base) / len(base) if base else None,
+                "critical_phase_s": statistics.median(base_crit) if base_crit else None}
+    marks = {}
+    if progress.first_weights_at_episode is not None:
+        marks["actor's first weights"] = progress.first_weights_at_episode
+    if progress.eval_after_episode is not None:
+        marks["no exploration noise from here"] = progress.eval_after_episode + 0.5
+    return plot_curves({"rlt demo": (ids, rate, crit)}, path, xlabel="episode", window=window, baseline=baseline,
+                       marks=marks, title="rlt demo: the ROS graph practising on the simulated arm")
+
+
 def set_exploration(node, enabled: bool, timeout_s: float = 10.0) -> str:
     """Set actor.explore on /actor through its parameter service, as `ros2 param set` does; '' or an error."""
     from rcl_interfaces.srv import SetParameters
@@ -262,5 +283,7 @@ def run(args: argparse.Namespace) -> int:
     table = summary(progress, args.block, budget)
     print("\n\n" + table)
     (out / "summary.md").write_text(table + "\n")
+    if progress.stats.history:
+        print(f"[demo] learning curves: {plot_progress(progress, out / 'progress.png')}")
     print(f"\n[demo] run folder: {out}")
     return code or stop_code
