@@ -325,3 +325,54 @@ def test_a_clock_that_jumps_back_starts_a_new_chunk():
     # /clock restarted (e.g. a new simulation): a new chunk now, instead of waiting 8 s for the old one's rows
     assert c.tick(2.0).command is not None
     assert c.tick(2.02).command is None  # and then that chunk runs
+
+
+def test_future_stamps_are_rejected_and_a_clock_jump_back_starts_afresh():
+    """A token or joint state stamped beyond the max age in the future is rejected (never used); after the
+    clock jumped back (a restarted simulator or driver) the held token gives way to a current one."""
+    from rlt_ros.core.validation import MessageError
+
+    c, m = make(), EpisodeManager()
+    c.on_event(m.start(0.0))
+    with pytest.raises(MessageError, match="in the future"):
+        c.set_token(token(15.0, m.episode_id), now=0.0)
+    with pytest.raises(MessageError, match="in the future"):
+        c.set_joint_state(np.zeros(3), 30.0, now=0.0)
+    cmds, _ = run(c, m, 0.0, 2)  # the real inputs drive the arm
+    assert cmds and cmds[0].source == ChunkSource.VLA
+    c.set_token(token(5.0, m.episode_id, ref_value=0.5), now=5.0)  # the last token before the restart
+    c.set_token(token(0.1, m.episode_id, ref_value=0.2), now=0.1)  # the clock jumped back to 0.1 s
+    assert c._token.stamp == 0.1
+
+
+def test_bad_actor_weights_are_rejected_not_fatal():
+    """Garbage bytes, tensors of the wrong shape and NaN or huge weights raise ValueError (actor_node counts
+    and logs it); the policy in use stays."""
+    import torch
+    from safetensors.torch import save
+
+    c = make()
+    algo = RLTAlgorithm(RLT)
+    algo.normalizer.fit(np.zeros((2, 8)), np.zeros((2, 6)), np.zeros((2, 3)))
+    weights, config_json = algo.export()
+    c.stage_weights(weights, config_json)
+    from safetensors.torch import load
+    good = load(weights)
+    bad_shape = save({**good, "actor.net.0.weight": torch.zeros(3, 3)})
+    nan = save({k: (v * float("nan") if k.startswith("actor.") else v) for k, v in good.items()})
+    huge = save({k: (v + 1e6 if k.endswith("bias") else v) for k, v in good.items()})
+    for blob, why in ((b"\x00garbage", "not a loadable"), (bad_shape, "not a loadable"), (nan, "non-finite"),
+                      (huge, "out-of-range")):
+        with pytest.raises(ValueError, match=why):
+            c.stage_weights(blob, config_json)
+    assert c._staged is not None  # the good weights stay staged
+
+
+def test_tokens_with_huge_values_are_rejected_at_the_message():
+    from rlt_ros.core.interfaces import TokenPacket as T
+    from rlt_ros.core.validation import MessageError
+
+    fields = dict(stamp=1.0, episode_id=1, phase=1, token=np.full(8, 3e38, np.float32), proprio=np.zeros(6),
+                  joint_names=JOINTS, reference_chunk=np.zeros(30), chunk_rows=10, chunk_cols=3, step_dt=DT)
+    with pytest.raises(MessageError, match="token: value 3e\\+38 at index 0 is out of range"):
+        T.from_fields(**fields)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlt_ros.core.arm import ArmConfig, clamp_chunk
+from rlt_ros.core.validation import MessageError
 from rlt_ros.core.episode import PhaseTracker
 from rlt_ros.core.interfaces import ChunkSource, EpisodeEventPacket, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
@@ -111,7 +112,7 @@ class ChunkController:
         self._recorder: ChunkRecorder | None = None
         self._episode_start = -np.inf  # stamp of this episode's START: older observations show the previous scene
         self.counters = {"chunks": 0, "holds": 0, "clamped": 0, "transitions": 0, "weight_swaps": 0,
-                         "latency_rows": 0, "max_deviation_mrad": 0}
+                         "latency_rows": 0, "max_deviation_mrad": 0, "nonfinite_chunks": 0}
         # latency_rows: chunk rows dropped because their time had passed; max_deviation_mrad: the largest
         # |actor chunk - ã| of any joint and row so far, milliradians (how far the actor strays from the VLA)
         if config.initial_weights:
@@ -119,11 +120,17 @@ class ChunkController:
 
     # --- inputs -------------------------------------------------------------------------------------
     def set_token(self, packet: TokenPacket, now: float) -> None:
+        """The newest token wins; one stamped in the future (beyond the max token age) raises MessageError
+        and is never used, and a held token newer than ``now`` (the clock jumped back: a simulator or driver
+        restart) gives way to any current one."""
+        _not_from_the_future(packet.stamp, now, self.config.max_token_age_s, "RL token")
         with self._lock:
-            if self._token is None or packet.stamp >= self._token.stamp:
+            held = self._token
+            if held is None or packet.stamp >= held.stamp or held.stamp > now:
                 self._token = packet
 
     def set_joint_state(self, position: np.ndarray, stamp: float, now: float) -> None:
+        _not_from_the_future(stamp, now, self.config.max_joint_state_age_s, "joint state")
         with self._lock:
             self._q, self._q_stamp = np.asarray(position, np.float64), stamp
 
@@ -195,7 +202,7 @@ class ChunkController:
         if not self.active or self.tracker.phase == Phase.IDLE:
             self._plan = None
             return Step()
-        if self._q is None or now - self._q_stamp > c.max_joint_state_age_s:
+        if self._q is None or abs(now - self._q_stamp) > c.max_joint_state_age_s:
             self._plan = None
             return Step(warning="joint states are stale: sending nothing (the driver holds its last goal)")
         token = self._token
@@ -255,6 +262,9 @@ class ChunkController:
         if self.policy is None:  # VLA warm-up: pass the reference through
             return self._start_plan(ref, ChunkSource.VLA, step, now)
         chunk = self.policy.act(token.token, token.proprio, ref, explore=self.config.explore, rng=self._rng)
+        if not np.all(np.isfinite(chunk)):
+            self.counters["nonfinite_chunks"] += 1
+            return self._hold("the actor produced non-finite joint targets: holding position", step)
         deviation = int(1000 * float(np.max(np.abs(chunk - ref))))
         self.counters["max_deviation_mrad"] = max(self.counters["max_deviation_mrad"], deviation)
         self._start_plan(chunk, ChunkSource.ACTOR, step, now)
@@ -292,6 +302,12 @@ class ChunkController:
             step.transitions.extend(closed)
             self.counters["transitions"] += len(closed)
         self._recorder.act(row, human=human)
+
+
+def _not_from_the_future(stamp: float, now: float, tolerance: float, what: str) -> None:
+    if stamp > now + tolerance:
+        raise MessageError(f"{what} stamped {stamp - now:.3f} s in the future (tolerance {tolerance} s): rejected; "
+                           "are the clocks of two machines apart, or was the driver restarted?")
 
 
 def load_policy_file(directory: str, rlt: RLTConfig) -> ActorPolicy:

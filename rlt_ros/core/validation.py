@@ -16,8 +16,12 @@ class MessageError(ValueError):
     """A message or input field is malformed (wrong length, non-finite, unknown name, stale...)."""
 
 
+MAX_ABS = 1e6  # no field of an rlt_ros message (joint angles, tokens, rewards) is anywhere near this large
+
+
 def vector(values, field: str, length: int | None = None, dtype=np.float32) -> np.ndarray:
-    """``values`` as a finite 1-D array of ``dtype``; ``length`` is checked when given."""
+    """``values`` as a finite 1-D array of ``dtype`` with |values| <= MAX_ABS (a finite 3e38 would overflow
+    the first arithmetic it meets); ``length`` is checked when given."""
     try:
         array = np.asarray(values, dtype=dtype)
     except (TypeError, ValueError) as err:
@@ -29,6 +33,9 @@ def vector(values, field: str, length: int | None = None, dtype=np.float32) -> n
     if not np.all(np.isfinite(array)):
         bad = int(np.flatnonzero(~np.isfinite(array))[0])
         raise MessageError(f"{field}: non-finite value {array[bad]} at index {bad}")
+    if array.size and float(np.max(np.abs(array))) > MAX_ABS:
+        bad = int(np.argmax(np.abs(array)))
+        raise MessageError(f"{field}: value {array[bad]:.3g} at index {bad} is out of range (|x| <= {MAX_ABS:g})")
     return array
 
 

@@ -36,6 +36,9 @@ def export_actor(cfg: RLTConfig, actor: Actor, normalizer: Normalizer, version: 
     return save(tensors), json.dumps(meta, sort_keys=True)
 
 
+MAX_WEIGHT = 1e4  # no trained actor's parameter or normaliser statistic comes near this
+
+
 class ActorPolicy:
     """Inference wrapper around the actor mu_theta and the normaliser."""
 
@@ -63,10 +66,23 @@ class ActorPolicy:
                     if expect.network_dims()[k] != v}
             raise ValueError(f"actor weights do not match this actor's configuration: "
                              f"{ {k: f'received {a}, expected {b}' for k, (a, b) in diff.items()} }")
-        tensors = load(weights)
-        policy = cls(cfg, version=int(meta.get("version", 0)))
-        policy.actor.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("actor.")})
-        policy.normalizer.load_state_dict({k[11:]: v for k, v in tensors.items() if k.startswith("normalizer.")})
+        from safetensors import SafetensorError
+
+        try:
+            tensors = load(bytes(weights))
+            policy = cls(cfg, version=int(meta.get("version", 0)))
+            policy.actor.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("actor.")})
+            policy.normalizer.load_state_dict({k[11:]: v for k, v in tensors.items() if k.startswith("normalizer.")})
+        except (SafetensorError, RuntimeError, ValueError, TypeError) as err:
+            raise ValueError(f"actor weights: not a loadable actor of this configuration ({err})") from err
+        for name, t in tensors.items():
+            if not t.is_floating_point() or t.numel() == 0:
+                continue
+            if not bool(torch.isfinite(t).all()) or float(t.abs().max()) > MAX_WEIGHT:
+                raise ValueError(f"actor weights: {name} holds non-finite or out-of-range values (|w| > "
+                                 f"{MAX_WEIGHT:g}); weights rejected")
+        if bool((policy.normalizer.action_std <= 0).any()):
+            raise ValueError("actor weights: the normaliser's action std must be > 0; weights rejected")
         return policy
 
     def update_from_export(self, weights: bytes, config_json: str) -> None:
