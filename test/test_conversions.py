@@ -138,3 +138,24 @@ def test_clamp_chunk_limits_positions_and_velocity():
         ArmConfig(name="kuka")
     with pytest.raises(ValueError, match="non-finite"):
         clamp_chunk(np.full((1, 3), np.nan), np.zeros(3), arm)
+
+
+def test_integer_fields_out_of_storage_range_and_long_notes_are_rejected():
+    """An episode id past int64, a window index past int32 or a note past MAX_NOTE is a MessageError,
+    never an OverflowError in the replay or an unbounded string held by every node."""
+    import numpy as np
+
+    from rlt_ros.core.interfaces import EpisodeEventPacket, transition_from_fields
+    from rlt_ros.core.validation import MAX_NOTE, MessageError
+
+    c, a = 2, 1
+    ok = dict(episode_id=1, index=0, steps=2, token=[0.0], proprio=[0.0], reference=np.zeros(c * a),
+              action=np.zeros(c * a), rows=c, cols=a, rewards=[0.0, 0.0], done=False, next_token=[0.0],
+              next_proprio=[0.0], next_reference=np.zeros(c * a), intervention=False, source=1)
+    transition_from_fields(**ok)
+    for field, value in (("episode_id", 2**64 - 1), ("index", 2**32 - 1), ("episode_id", 0)):
+        with pytest.raises(MessageError, match=field):
+            transition_from_fields(**{**ok, field: value})
+    EpisodeEventPacket.from_fields(stamp=1.0, episode_id=3, type=0, source=3, note="x" * MAX_NOTE)
+    with pytest.raises(MessageError, match="note"):
+        EpisodeEventPacket.from_fields(stamp=1.0, episode_id=3, type=0, source=3, note="x" * (MAX_NOTE + 1))

@@ -129,8 +129,8 @@ def transition_from_fields(*, episode_id, index, steps, token, proprio, referenc
         raise v.MessageError(f"rows: expected the actor's chunk length C = {chunk}, got {rows}")
     if action_dim is not None and cols != action_dim:
         raise v.MessageError(f"cols: expected action_dim = {action_dim}, got {cols}")
-    if int(episode_id) <= 0:
-        raise v.MessageError(f"episode_id: must be > 0, got {episode_id}")
+    v.integer(episode_id, "episode_id", 1, v.MAX_EPISODE_ID)
+    v.integer(index, "index", 0, v.MAX_INDEX)
     if not 0 <= int(steps) <= rows:
         raise v.MessageError(f"steps: {steps} is not within 0..{rows}")
     return Transition(
@@ -158,8 +158,9 @@ class EpisodeEventPacket:
     @classmethod
     def from_fields(cls, *, stamp, episode_id, type, source, reward=0.0, note="") -> "EpisodeEventPacket":
         kind = _enum(EventType, type, "type")
-        if int(episode_id) <= 0:
-            raise v.MessageError(f"episode_id: must be > 0, got {episode_id}")
+        v.integer(episode_id, "episode_id", 1, v.MAX_EPISODE_ID)
+        if len(str(note)) > v.MAX_NOTE:
+            raise v.MessageError(f"note: {len(str(note))} characters, at most {v.MAX_NOTE}")
         expected = 1.0 if kind == EventType.SUCCESS else 0.0
         if not np.isfinite(reward) or float(reward) != expected:
             raise v.MessageError(f"reward: a {kind.name} event carries reward {expected}, got {reward}")

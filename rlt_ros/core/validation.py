@@ -19,6 +19,22 @@ class MessageError(ValueError):
 MAX_ABS = 1e6  # no field of an rlt_ros message (joint angles, tokens, rewards) is anywhere near this large
 
 
+MAX_EPISODE_ID = 2**63 - 1  # episode ids are stored as int64
+MAX_INDEX = 2**31 - 1  # window start steps are stored as int32
+MAX_NOTE = 1000  # characters of an episode event's note
+
+
+def integer(value, field: str, lo: int, hi: int) -> int:
+    """An integer field within [lo, hi] (the range its storage holds)."""
+    try:
+        out = int(value)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise MessageError(f"{field}: not an integer ({value!r})") from err
+    if not lo <= out <= hi:
+        raise MessageError(f"{field}: {out} is not within {lo}..{hi}")
+    return out
+
+
 def vector(values, field: str, length: int | None = None, dtype=np.float32) -> np.ndarray:
     """``values`` as a finite 1-D array of ``dtype`` with |values| <= MAX_ABS (a finite 3e38 would overflow
     the first arithmetic it meets); ``length`` is checked when given."""

@@ -23,6 +23,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager
 from rlt_ros.core.interfaces import EventSource
+from rlt_ros.core.validation import MAX_NOTE
 from rlt_ros.msg import EpisodeEvent
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import event_to_msg
@@ -110,6 +111,8 @@ class RewardNode(RltNode):
     def _on_mark_episode(self, request, response):
         with self._lock:
             try:
+                if len(request.note) > MAX_NOTE:
+                    raise EpisodeError(f"note of {len(request.note)} characters: at most {MAX_NOTE}")
                 event = self._mark(request.success, EventSource.HUMAN, request.note)
                 response.accepted, response.episode_id = True, event.episode_id
                 response.message = f"episode {event.episode_id}: {event.type.name}"
