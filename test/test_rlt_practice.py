@@ -204,7 +204,7 @@ def test_stored_reference_is_in_step_with_the_executed_rows(tmp_path):
     the actor's decisions, with an actor that runs ahead of the VLA; a critical phase that times out is
     stored as a truncation (no terminal row)."""
     env, vla = FakeReachEnv(), _LineVLA()
-    cfg = PracticeConfig(episodes=1, critical_timeout_s=2.0, state_source="pooled", vla_execute_steps=30)
+    cfg = PracticeConfig(episodes=1, critical_timeout_s=2.0, state_source="pooled")  # plans followed 30 rows
     p = Practice(env, vla, StateReader("pooled", embed_dim=8), small_rlt(warmup_transitions=10**6), cfg,
                  out_dir=tmp_path, progress=False)
     env.reset(seed=0)
@@ -239,7 +239,7 @@ def test_stored_reference_is_in_step_with_the_executed_rows(tmp_path):
 
 
 def test_practice_reference_follows_an_actor_that_runs_ahead(tmp_path):
-    p = make_practice(tmp_path, vla_execute_steps=30)
+    p = make_practice(tmp_path)  # the VLA's plan followed for 30 rows (ActorConfig.vla_execute_steps)
     p.vla.chunk_size = 50  # a plan of 50 rows, followed for 30
     p.policy = actor = _RunsAhead()
     p.run_episode(0, "eval", seed=3, start="pre_critical")

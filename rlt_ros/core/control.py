@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlt_ros.core.arm import ArmConfig, clamp_chunk
-from rlt_ros.core.validation import MessageError
 from rlt_ros.core.episode import PhaseTracker
 from rlt_ros.core.interfaces import ChunkSource, EpisodeEventPacket, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.policy import ActorPolicy
 from rlt_ros.core.rlt.reference import ReferencePlan, rows_elapsed
 from rlt_ros.core.rlt.replay import SOURCE_HUMAN, SOURCE_RL, SOURCE_VLA, ChunkRecorder, Transition
+from rlt_ros.core.validation import MessageError
 
 
 @dataclass

@@ -12,6 +12,7 @@ that long is teleoperated to its end (by the simulator's scripted demonstrator, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rlt_ros.core.config_fields import ConfigMixin, check_choice, check_float, check_int
 
@@ -23,13 +24,17 @@ START_MODES = ("pre_critical", "home", "curriculum")
 class PracticeConfig(ConfigMixin):
     """Budget and protocol of one practice run."""
 
+    # name -> (the value that means today's behaviour, what replaced it)
+    REMOVED_FIELDS: ClassVar[dict] = {
+        "vla_execute_steps": (30, "actor.vla_execute_steps (ActorConfig): the collector's own setting"),
+    }
+
     episodes: int = 400  # maximum practice episodes (warm-up included)
     sim_minutes: float = 300.0  # maximum simulated time of practice, minutes (warm-up included)
     start: str = "pre_critical"  # episode start: pre_critical (just before the critical phase), home (full task), curriculum
     curriculum_episodes: int = 100  # with start=curriculum: episodes from pre_critical before switching to home
     critical_timeout_s: float = 15.0  # the operator marks failure when the critical phase lasts longer, s
     intervene_after_s: float = 0.0  # the operator takes over (teleoperates) an RL practice episode whose critical phase lasts this long, s; 0 = never (never in evaluation)
-    vla_execute_steps: int = 30  # steps of each VLA chunk executed before re-querying it (before and, as the reference plan, after handover)
     state_source: str = "token"  # what the actor reads as its state vector: token (z_rl) or pooled (no_token ablation)
     policy: str = "rlt"  # who drives the critical phase after warm-up: rlt (the actor) or vla (base-policy baseline)
     explore: bool = True  # add the actor's fixed-sigma noise while practising
@@ -51,7 +56,6 @@ class PracticeConfig(ConfigMixin):
         if self.intervene_after_s >= self.critical_timeout_s:
             raise ValueError(f"PracticeConfig.intervene_after_s={self.intervene_after_s} must be below "
                              f"critical_timeout_s={self.critical_timeout_s} (the operator could never take over)")
-        check_int(self, "vla_execute_steps", 1)
         check_choice(self, "state_source", STATE_SOURCES)
         check_choice(self, "policy", ("rlt", "vla"))
         for name in ("explore", "eval_explore"):

@@ -5,7 +5,7 @@ simulator drives the one episode collector (``rlt_ros.core.control.ChunkControll
 a robot) one tick per control step and plays the operator's part with episode events:
 
 1. reset (``PracticeConfig.start``: just before the critical phase, the full task, or a curriculum); START;
-2. the VLA drives (its chunk executed for ``vla_execute_steps`` rows, then the newest), until
+2. the VLA drives (its chunk executed for ``actor.vla_execute_steps`` rows, then the newest), until
    ``info["in_critical_phase"]`` first becomes true: HANDOVER;
 3. critical phase: every C steps a chunk from the RL actor (refining ã, with its fixed-sigma noise) or,
    during warm-up / for the base arm, ã itself; the VLA is queried whenever the collector reads a token
@@ -120,6 +120,7 @@ def sim_arm(env) -> ArmConfig:
 class Practice:
     """Runs practice episodes on ``env`` with ``vla``; owns the replay buffer and the learner.
 
+    ``actor``: the collector's settings (ActorConfig, as actor_node's ``actor.*``; default values).
     ``out_dir``: where the replay log, checkpoints, episodes.jsonl and the final actor go; an existing run
     there is resumed (its configuration must match, else CheckpointMismatchError and nothing is touched).
     """
@@ -127,7 +128,7 @@ class Practice:
     def __init__(self, env, vla, state_reader: StateReader, rlt_cfg: RLTConfig, cfg: PracticeConfig,
                  out_dir: str | Path | None = None, progress: bool = True,
                  on_transition: Callable[[Transition], None] | None = None, extra_config: dict | None = None,
-                 operator: Operator | None = None):
+                 operator: Operator | None = None, actor: ActorConfig | None = None):
         if cfg.intervene_after_s > 0 and operator is None:
             raise ValueError(f"PracticeConfig.intervene_after_s={cfg.intervene_after_s} needs an operator "
                              "to take over (teleoperate) the episode")
@@ -139,7 +140,7 @@ class Practice:
         self._check_dims()
         self.arm, self.dt = sim_arm(env), float(env.control_dt)
         # the collector as in-process practice runs it: active at once, no transport lead, no latency
-        self.actor_cfg = ActorConfig(autostart=True, lead_rows=0, vla_execute_steps=cfg.vla_execute_steps)
+        self.actor_cfg = replace(actor or ActorConfig(), autostart=True, lead_rows=0)
         torch.set_num_threads(cfg.num_threads)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.results: list[EpisodeResult] = []
