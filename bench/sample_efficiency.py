@@ -1,13 +1,18 @@
 """Sample efficiency of RLT on the simulated precision insertion, with the paper's ablations.
 
-    python bench/sample_efficiency.py                  # 3 seeds, every arm, 50 episodes each (~1 h on 2 cores)
-    python bench/sample_efficiency.py --quick          # smoke run (a few minutes)
-    python bench/sample_efficiency.py --episodes 400 --minutes 120 --jobs 2   # a larger budget (many hours on CPU)
+    python bench/sample_efficiency.py          # make bench: base, rlt, no_token; seeds 0 and 5 (~75 min, 2 cores)
+    python bench/sample_efficiency.py --full   # every arm, seeds 0-4 and held-out 5-6 (~8 h on 2 cores)
+    python bench/sample_efficiency.py --quick  # smoke run (a few minutes)
+    python bench/sample_efficiency.py --intervene-after 5 --results bench/results/interventions   # with interventions
+    python bench/sample_efficiency.py --task hard --results bench/results/hard                   # the harder task
+
+Every run practises on the defaults (RLTConfig, PracticeConfig): 250 episodes at most, then 80 noise-free
+evaluation episodes. Seeds 5-7 were never used while the defaults were chosen (HELD_OUT).
 
 Arms (every RL arm gets the same practice budget: --episodes / --minutes of simulated time, warm-up
 included, then --eval-episodes noise-free evaluation episodes on the same evaluation seeds):
   base      the VLA alone (no practice needed: evaluated on the same seeds)
-  rlt       RLT with the paper's defaults (RLTConfig)
+  rlt       RLT with rlt_ros's defaults (RLTConfig)
   no_token  the actor reads the mean of the VLA prefix embeddings instead of z_rl
   beta0     beta = 0 (no anchoring to the reference chunk)
   c1        chunk C = 1 (single-step actor, stride 1)
@@ -46,6 +51,7 @@ ARMS: dict[str, list[str]] = {
     "no_ref": ["--rlt", "use_reference=false", "--rlt", "residual_actor=false"],
 }
 METRICS = ("success_rate", "critical_phase_s", "throughput_per_10min")
+HELD_OUT = (5, 6, 7)  # seeds never used while the defaults were tuned
 # simulated task variants (SimConfig overrides); hard: 0.3 mm clearance per side and a 1.0 mm chamfer, where
 # the base VLA succeeds ~40% of the time (0.4 mm and 1.5 mm by default: ~97%), so practice must raise success
 TASKS: dict[str, list[str]] = {
@@ -184,7 +190,24 @@ def plot(curves, results, path: Path) -> None:
                       "an episode the operator took over counts as a failure)")
 
 
-def markdown(results, spread, budget, seeds, command: str) -> str:
+def per_seed_table(runs, arms, seeds) -> list[str]:
+    """One row per arm: each seed's evaluation (success / median critical phase), held-out seeds marked, and
+    the mean over the held-out seeds alone."""
+    cell = lambda e: f"{100 * e['success_rate']:.0f}% / {e['critical_phase_s']:.2f} s" if e["critical_phase_s"] \
+        else f"{100 * e['success_rate']:.0f}% / -"  # noqa: E731
+    heads = [f"seed {s}{' (held out)' if s in HELD_OUT else ''}" for s in seeds]
+    lines = ["| arm | " + " | ".join(heads) + " | held-out mean |", "|---" * (len(seeds) + 2) + "|"]
+    for arm in arms:
+        evals = [runs[(arm, s)]["summary"]["eval"] for s in seeds]
+        held = [e for e, s in zip(evals, seeds) if s in HELD_OUT]
+        crit = [e["critical_phase_s"] for e in held if e["critical_phase_s"]]
+        mean = (f"{100 * np.mean([e['success_rate'] for e in held]):.1f}% / "
+                f"{np.mean(crit):.2f} s" if held and crit else "-")
+        lines.append(f"| {arm} | " + " | ".join(cell(e) for e in evals) + f" | {mean} |")
+    return lines
+
+
+def markdown(results, spread, budget, seeds, command: str, per_seed: list[str] | None = None) -> str:
     base = results.get("base", {})
     lines = [
         "# RLT sample efficiency (simulated peg insertion)", "",
@@ -206,6 +229,8 @@ def markdown(results, spread, budget, seeds, command: str) -> str:
         lines.append(f"| {arm} | {fmt(r['success_rate'], sd['success_rate'])} | "
                      f"{fmt(r['critical_phase_s'], sd['critical_phase_s'])} | {speed} | "
                      f"{fmt(r['throughput_per_10min'], sd['throughput_per_10min'], 1)} |")
+    if per_seed:
+        lines += ["", "Per seed (evaluation success / median critical phase of successes):", "", *per_seed]
     reused = " (finished runs reused from --work: their time is not included)" if budget.get("reused") else ""
     lines += ["", f"Wall clock of the whole benchmark: {budget.get('wall_minutes', 'n/a')} min with {budget['jobs']} "
               f"parallel run(s) (one torch thread each){reused}.", ""]
@@ -218,16 +243,16 @@ def markdown(results, spread, budget, seeds, command: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, a few episodes")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--episodes", type=int, default=50,
-                    help="practice episodes per RL arm (warm-up included); 50 keeps `make bench` under 90 min on 2 cores")
-    ap.add_argument("--minutes", type=float, default=10.0, help="simulated practice minutes per RL arm")
-    ap.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes per run")
+    ap.add_argument("--full", action="store_true", help="every arm on seeds 0-4 and the held-out 5-6 (hours)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 5], help="seeds (5-7 are held out from tuning)")
+    ap.add_argument("--episodes", type=int, default=250, help="practice episodes per RL arm (warm-up included)")
+    ap.add_argument("--minutes", type=float, default=90.0, help="simulated practice minutes per RL arm (a cap)")
+    ap.add_argument("--eval-episodes", type=int, default=80, help="evaluation episodes per run")
     ap.add_argument("--critical-timeout", type=float, default=12.0, help="operator failure timeout [s]")
     ap.add_argument("--intervene-after", type=float, default=0.0,
                     help="simulated operator interventions in RL practice after this many seconds of critical phase "
                          "(0 = none, the paper's protocol without a teleoperator)")
-    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--arms", nargs="+", default=["base", "rlt", "no_token"], choices=list(ARMS))
     ap.add_argument("--task", choices=list(TASKS), default="default",
                     help="simulated task variant (hard: 0.3 mm clearance, 1.0 mm chamfer; base VLA ~40%%)")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
@@ -240,6 +265,8 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true",
                     help="keep runs in --work that already finished (summary.json) instead of re-running them")
     args = ap.parse_args()
+    if args.full:
+        args.seeds, args.arms = [0, 1, 2, 3, 4, 5, 6], list(ARMS)
     if args.quick:
         args.seeds, args.episodes, args.eval_episodes, args.minutes = [0], 5, 4, 3.0
         args.rlt = ["warmup_transitions=150"] + args.rlt
@@ -267,7 +294,7 @@ def main() -> int:
     per_run = {f"{arm}_s{s}": runs[(arm, s)]["summary"] for arm, s in runs}
     (results_dir / "sample_efficiency_runs.json").write_text(json.dumps(per_run, indent=2) + "\n")
     plot(learning_curves(runs, args.arms, args.seeds), results, results_dir / "sample_efficiency.png")
-    md = markdown(results, spread, budget, args.seeds, command)
+    md = markdown(results, spread, budget, args.seeds, command, per_seed_table(runs, args.arms, args.seeds))
     (results_dir / "sample_efficiency.md").write_text(md)
     print(md)
     return 0
