@@ -122,35 +122,31 @@ def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
     return {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
 
 
-def _loop_values(node: ast.AST, name: str, parents: dict) -> list[str] | None:
-    """Literal strings a loop or comprehension around ``node`` binds to ``name`` (None if not literal)."""
+def _enclosing_loops(node: ast.AST, parents: dict):
+    """(target, iterable) of every loop or comprehension around ``node``, innermost first."""
     while node in parents:
         node = parents[node]
         generators = node.generators if isinstance(node, (ast.DictComp, ast.ListComp, ast.SetComp,
                                                            ast.GeneratorExp)) else []
-        loops = [(g.target, g.iter) for g in generators]
+        yield from ((g.target, g.iter) for g in generators)
         if isinstance(node, ast.For):
-            loops.append((node.target, node.iter))
-        for target, iterable in loops:
-            if isinstance(target, ast.Name) and target.id == name and isinstance(iterable, (ast.Tuple, ast.List)):
-                if all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in iterable.elts):
-                    return [e.value for e in iterable.elts]
+            yield node.target, node.iter
+
+
+def _loop_values(node: ast.AST, name: str, parents: dict) -> list[str] | None:
+    """Literal strings a loop or comprehension around ``node`` binds to ``name`` (None if not literal)."""
+    for target, iterable in _enclosing_loops(node, parents):
+        if isinstance(target, ast.Name) and target.id == name and isinstance(iterable, (ast.Tuple, ast.List)):
+            if all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in iterable.elts):
+                return [e.value for e in iterable.elts]
     return None
 
 
 def _loop_source(node: ast.AST, name: str, parents: dict, source: str) -> str | None:
     """The iterable expression a loop or comprehension around ``node`` takes ``name`` from."""
-    while node in parents:
-        node = parents[node]
-        generators = node.generators if isinstance(node, (ast.DictComp, ast.ListComp, ast.SetComp,
-                                                           ast.GeneratorExp)) else []
-        loops = [(g.target, g.iter) for g in generators]
-        if isinstance(node, ast.For):
-            loops.append((node.target, node.iter))
-        for target, iterable in loops:
-            names = [t.id for t in ast.walk(target) if isinstance(t, ast.Name)]
-            if name in names:
-                return ast.get_source_segment(source, iterable)
+    for target, iterable in _enclosing_loops(node, parents):
+        if name in [t.id for t in ast.walk(target) if isinstance(t, ast.Name)]:
+            return ast.get_source_segment(source, iterable)
     return None
 
 
