@@ -349,7 +349,7 @@ def _stack_optimizer_state(opt_state: dict, parameter_map: list[list[int]]) -> d
         if not all(i in old for i in old_indices):
             continue
         first = old[old_indices[0]]
-        state[new_index] = {k: (torch.stack([old[i][k] for i in old_indices]) if k in ("exp_avg", "exp_avg_sq")
+        state[new_index] = {k: (Critics.stack([old[i][k] for i in old_indices]) if k in ("exp_avg", "exp_avg_sq")
                                 else v) for k, v in first.items()}
     groups = [{**group, "params": list(range(len(parameter_map)))} for group in opt_state["param_groups"]]
     return {"state": state, "param_groups": groups}

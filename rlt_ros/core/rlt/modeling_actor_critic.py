@@ -117,7 +117,8 @@ class Actor(nn.Module):
 class Critics(nn.Module):
     """K Q networks as one stacked module: normalised token [B,T], proprio [B,P], action [B,C*A] -> Q [K,B].
 
-    Critic j is slice j of every parameter: layer l has ``weight_l`` [K, out, in] and ``bias_l`` [K, out],
+    Critic j is slice j of every parameter: layer l has ``weight_l`` [K, in, out] (the transpose of an
+    nn.Linear weight, so that every matmul and its weight gradient run on contiguous operands) and ``bias_l`` [K, out],
     each hidden layer (with ``critic_layer_norm``) ``norm_weight_l`` / ``norm_bias_l`` [K, out]. The maths
     are those of K separate MLPs (Linear, LayerNorm, ReLU, ..., Linear) and the initialisation draws the
     same numbers as K separate ``mlp``s did, but each layer is one batched matmul for all critics (no Python
@@ -133,7 +134,14 @@ class Critics(nn.Module):
         self.layer_norm = bool(cfg.critic_layer_norm)
         nets = [mlp(in_dim, cfg.critic_hidden, 1, cfg.critic_layer_norm) for _ in range(cfg.num_critics)]
         for name, (index, attr) in self.legacy_names().items():
-            self.register_parameter(name, nn.Parameter(torch.stack([getattr(n[index], attr).detach() for n in nets])))
+            self.register_parameter(name, nn.Parameter(self.stack([getattr(n[index], attr).detach() for n in nets])))
+
+    @staticmethod
+    def stack(slices: list[torch.Tensor]) -> torch.Tensor:
+        """K tensors of separate networks (an nn.Linear weight [out, in], or a vector) -> one stacked
+        parameter (weights transposed to [K, in, out]). Also converts optimiser moments."""
+        out = torch.stack(slices)
+        return out.transpose(1, 2).contiguous() if out.ndim == 3 else out
 
     def legacy_names(self) -> dict[str, tuple[int, str]]:
         """Stacked parameter name -> (index in one separate ``mlp``, 'weight'/'bias'), in parameter order."""
@@ -160,7 +168,7 @@ class Critics(nn.Module):
             for name, (index, attr) in self.legacy_names().items():
                 keys = [f"{old}{j}.{index}.{attr}" for j in range(self.cfg.num_critics)]
                 if all(k in state_dict for k in keys):
-                    state_dict[prefix + name] = torch.stack([state_dict.pop(k) for k in keys])
+                    state_dict[prefix + name] = self.stack([state_dict.pop(k) for k in keys])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _params(self, detach: bool) -> list[torch.Tensor]:
@@ -170,21 +178,19 @@ class Critics(nn.Module):
         """First-layer pre-activations [K, B, H0] -> Q [K, B] through the remaining layers."""
         it = iter(params[2:])
         for layer in range(self.num_layers - 1):
-            if self.layer_norm:
+            if self.layer_norm:  # per critic: the fused LayerNorm kernel with its affine (a broadcast affine is slower on CPU)
                 g, b = next(it), next(it)
-                h = torch.addcmul(b.unsqueeze(1), F.layer_norm(h, h.shape[-1:]), g.unsqueeze(1))
+                h = torch.stack([F.layer_norm(h[j], h.shape[-1:], g[j], b[j]) for j in range(h.shape[0])])
             h = torch.relu(h)
             w, bias = next(it), next(it)
-            h = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
+            h = torch.baddbmm(bias.unsqueeze(1), h, w)
         return h.squeeze(-1)
 
     @staticmethod
     def _first(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        """x [B, I] times every critic's w [K, O, I] (+ b [K, O]) -> [K, B, O], as one matmul."""
-        k, o, i = w.shape
-        flat = w.reshape(k * o, i).t()
-        y = x @ flat if b is None else torch.addmm(b.reshape(k * o), x, flat)
-        return y.view(x.shape[0], k, o).transpose(0, 1)
+        """x [B, I] times every critic's w [K, I, O] (+ b [K, O]) -> [K, B, O], one batched matmul."""
+        xs = x.expand(w.shape[0], *x.shape)
+        return torch.bmm(xs, w) if b is None else torch.baddbmm(b.unsqueeze(1), xs, w)
 
     def forward(self, token: torch.Tensor, proprio: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         b = token.shape[0]
@@ -200,8 +206,8 @@ class Critics(nn.Module):
         params = self._params(True)
         w, s = params[0], self.state_dim
         with torch.no_grad():
-            state_part = self._first(torch.cat([token, proprio], dim=-1), w[:, :, :s], params[1])
-        return self._trunk(state_part + self._first(action, w[:, :, s:], None), params)
+            state_part = self._first(torch.cat([token, proprio], dim=-1), w[:, :s], params[1])
+        return self._trunk(state_part + self._first(action, w[:, s:], None), params)
 
 
 def chunk_discounts(gamma: float, chunk_size: int, device=None) -> torch.Tensor:
