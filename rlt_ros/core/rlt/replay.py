@@ -342,7 +342,7 @@ class ReplayBuffer:
             if self._size == 0:
                 raise ReplayError("cannot sample from an empty replay buffer")
             rec = self._data[rng.integers(0, self._size, size=batch_size)]
-        f = lambda k: torch.from_numpy(np.ascontiguousarray(rec[k], np.float32))  # noqa: E731
+        f = lambda k: torch.from_numpy(np.array(rec[k], np.float32))  # noqa: E731
         return Batch(token=f("token"), proprio=f("proprio"), reference=f("reference"), action=f("action"),
                      rewards=f("rewards"), done=f("done"), next_token=f("next_token"),
                      next_proprio=f("next_proprio"), next_reference=f("next_reference"),
@@ -468,7 +468,7 @@ class TensorReplay:
         version, slots, rec = self.replay.changes(self.version)
         if len(slots):
             self._grow(int(slots.max()) + 1)
-            raw = {k: torch.from_numpy(np.ascontiguousarray(rec[k], np.float32)).reshape(len(slots), -1)
+            raw = {k: torch.from_numpy(np.array(rec[k], np.float32)).reshape(len(slots), -1)
                    .to(self.device, non_blocking=True) for k in self.NORMALISED + self.RAW}
             shaped = {k: v.reshape(len(slots), *self.shapes[k]) if k in self.shapes else v for k, v in raw.items()}
             normed = self.normalize({k: shaped[k] for k in self.NORMALISED})
