@@ -382,3 +382,29 @@ def test_cuda_learner_trains_on_the_device_and_its_checkpoint_loads_on_the_cpu(t
     back = RLTAlgorithm(cfg, device="cuda")
     load_checkpoint(tmp_path, back)
     back.update(random_batch(cfg))
+
+
+# ---- the GPU check script, in its CPU smoke mode -------------------------------------------------------
+def test_gpu_check_script_tiny_on_the_cpu(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "learner_gpu_check.py"
+    spec = importlib.util.spec_from_file_location("learner_gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    try:
+        assert module.main(["--device", "cpu", "--tiny", "--out", str(tmp_path), "--machine", "ci",
+                            "--batch-sizes", "32"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads((tmp_path / "learner_speed_ci.json").read_text())
+    assert result["device"] == "cpu" and result["checks"] == {"nan_batch_skipped": True, "checkpoint_loads_on_cpu": True}
+    (row,) = result["learner"]
+    assert row["updates_per_s"] > 0 and set(row["breakdown_ms"]) >= {"sample", "critic_step", "actor_step"}
+    if not torch.cuda.is_available():  # asked for a GPU that is not there: a clear error, no results file
+        with pytest.raises(ValueError, match="devices found: cpu"):
+            module.main(["--device", "cuda", "--tiny", "--out", str(tmp_path / "none")])
+        assert not (tmp_path / "none").exists()

@@ -270,9 +270,9 @@ class RLTAlgorithm:
         self.stats.update(zip(keys, values[: len(keys)]))
         counts = [int(v) for v in values[len(keys):]]
         if counts != self._counts_read:
-            log.warning("skipped %d optimiser step(s) since update %d: %d batch(es) with NaN/inf, %d non-finite "
-                        "loss or gradient step(s) in all (by update %d)", counts[1] - self._counts_read[1],
-                        self.stats.get("updates", 0), counts[0], counts[1], self.num_updates)
+            log.warning("%d optimiser step(s) skipped for NaN/inf by update %d; in all: %d batch(es) with NaN/inf, "
+                        "%d step(s) skipped (a non-finite batch, loss or gradient)", counts[1] - self._counts_read[1],
+                        self.num_updates, counts[0], counts[1])
         self._counts_read = counts
         self.stats.update(nonfinite_batches=float(counts[0]), skipped_steps=float(counts[1]),
                           updates=float(self.num_updates))
@@ -544,10 +544,10 @@ class Learner:
     # ---- updates --------------------------------------------------------------------------------
     def run_updates(self, n: int) -> dict[str, float]:
         """``n`` updates now (ignores the budget); exports and checkpoints on schedule."""
-        if not bool(self.algorithm.normalizer.fitted):  # training starts (a resumed learner was fitted already)
-            self.fit_normalizer()
-            self.first_export_at = self.budget()
-        if self.mirror is None:
+        if self.mirror is None:  # training starts, or goes on after a resume (one host read of `fitted`)
+            if not bool(self.algorithm.normalizer.fitted):  # a resumed learner was fitted already
+                self.fit_normalizer()
+                self.first_export_at = self.budget()
             with self._lock:
                 self.mirror = TensorReplay(self.replay, self.algorithm.normalise_fields, self.algorithm.device)
         stats: dict[str, float] = {}

@@ -35,7 +35,7 @@ def mlp(inp: int, hidden: tuple, out: int, layer_norm: bool = False) -> nn.Seque
         layers.append(nn.Linear(last, h))
         if layer_norm:
             layers.append(nn.LayerNorm(h))
-        layers.append(nn.ReLU())
+        layers.append(nn.ReLU(inplace=True))  # after Linear/LayerNorm, whose backward does not need their output
         last = h
     layers.append(nn.Linear(last, out))
     return nn.Sequential(*layers)
@@ -180,8 +180,9 @@ class Critics(nn.Module):
         for layer in range(self.num_layers - 1):
             if self.layer_norm:  # per critic: the fused LayerNorm kernel with its affine (a broadcast affine is slower on CPU)
                 g, b = next(it), next(it)
-                h = torch.stack([F.layer_norm(h[j], h.shape[-1:], g[j], b[j]) for j in range(h.shape[0])])
-            h = torch.relu(h)
+                h = torch.stack([F.layer_norm(hj, h.shape[-1:], gj, bj)
+                                 for hj, gj, bj in zip(h.unbind(0), g.unbind(0), b.unbind(0))])
+            h = torch.relu_(h)  # in place: one buffer less per layer (~3% of an update on one CPU core)
             w, bias = next(it), next(it)
             h = torch.baddbmm(bias.unsqueeze(1), h, w)
         return h.squeeze(-1)
