@@ -2,6 +2,13 @@
 the loop that owns it (``Learner``: UTD-throttled updates, synchronous or in a background thread,
 latest-only actor-weight exports, atomic checkpoints).
 
+Device and speed: the algorithm lives on one device (``resolve_device``: auto | cpu | cuda[:N]); the Learner
+samples its batches on that device from a ``TensorReplay`` mirror of the replay buffer, normalised once per
+transition; statistics come back to the host every ``stats_every`` updates; a non-finite batch, loss or
+gradient skips its optimiser step on the device (fused Adam's ``found_inf``) and is counted. Checkpoints and
+exported actors hold CPU tensors and load on any device. The CPU thread count is the process's (learner_node:
+``learner.num_threads``).
+
 Paper: "RL Token" (Xu et al., 2026), stage 2: UTD 5, 2 critic updates per actor update, asynchronous
 rollouts and learning (the robot never waits for the learner). Losses: see modeling_actor_critic.py.
 """
@@ -495,7 +502,7 @@ class Learner:
         self.actor_dir = None if actor_dir is None else Path(actor_dir)
         self.checkpoint_every = checkpoint_every
         self.weights = LatestWeights()
-        self.rng = np.random.default_rng(self.cfg.seed if seed is None else seed)
+        self.rng = np.random.default_rng(self.cfg.seed if seed is None else seed)  # numpy draws (ReplayBuffer.sample)
         self.sample_generator = torch.Generator(device=algorithm.device).manual_seed(
             self.cfg.seed if seed is None else seed)
         self.mirror: TensorReplay | None = None  # built when training starts (the normaliser fitted)
