@@ -35,9 +35,23 @@ PROJECT = {"token_dim": 64, "proprio_dim": 17, "action_dim": 5}  # bench/learner
 
 
 def checks(cfg: RLTConfig, device: str) -> dict:
-    """A NaN batch skipped and counted on the device; a checkpoint from the device continues on the CPU."""
+    """No host sync inside an update (CUDA); a NaN batch skipped and counted on the device; a checkpoint from
+    the device continues on the CPU."""
     learner = filled_learner(cfg, device, transitions=max(cfg.batch_size * 2, 256))
     alg = learner.algorithm
+    no_sync = None
+    if alg.device.type == "cuda":  # updates between read-backs never wait for the GPU
+        alg.stats_every = 1_000_000
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for _ in range(4):
+                alg.update(learner.mirror.sample(cfg.batch_size, learner.sample_generator))
+            no_sync = True
+        except RuntimeError as err:
+            print(f"an update synchronised with the GPU: {err}", flush=True)
+            no_sync = False
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
     batch = learner.mirror.sample(cfg.batch_size, learner.sample_generator)
     bad = type(batch)(**{**batch.__dict__, "finite": None, "token": batch.token.clone()})
     bad.token[0, 0] = float("nan")
@@ -51,7 +65,8 @@ def checks(cfg: RLTConfig, device: str) -> dict:
         load_checkpoint(tmp, cpu)
         same = all(torch.equal(p.detach().cpu(), q.detach()) for p, q in zip(alg.actor.parameters(), cpu.actor.parameters()))
         cpu.update(learner.replay.sample(cfg.batch_size, learner.rng))
-    return {"nan_batch_skipped": nan_skipped, "checkpoint_loads_on_cpu": same}
+    out = {"nan_batch_skipped": nan_skipped, "checkpoint_loads_on_cpu": same}
+    return out if no_sync is None else {**out, "update_without_host_sync": no_sync}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -359,13 +359,19 @@ def _saved(alg) -> bytes:
 def test_cuda_learner_trains_on_the_device_and_its_checkpoint_loads_on_the_cpu(tmp_path):
     cfg = small_cfg(batch_size=8, utd=2)
     rb = ReplayBuffer(T, P, C, A)
-    learner = Learner(RLTAlgorithm(cfg, device="cuda", stats_every=5), rb, checkpoint_dir=tmp_path)
+    learner = Learner(RLTAlgorithm(cfg, device="cuda", stats_every=1000), rb, checkpoint_dir=tmp_path)
     fill(rb, 25)
     learner.catch_up()
     alg = learner.algorithm
     assert alg.device.type == "cuda" and learner.mirror.store.is_cuda
     assert all(p.is_cuda for p in alg.critics.parameters()) and alg.normalizer.action_std.is_cuda
     assert learner.mirror.sample(8, learner.sample_generator).token.is_cuda
+    torch.cuda.set_sync_debug_mode("error")  # an update (between read-backs) never waits for the GPU
+    try:
+        for _ in range(4):
+            alg.update(learner.mirror.sample(8, learner.sample_generator))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
     bad = random_batch(cfg)
     bad.token[0, 0] = float("nan")
     before = alg.critics.weight_0.detach().clone()

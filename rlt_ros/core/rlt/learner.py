@@ -234,7 +234,8 @@ class RLTAlgorithm:
         elif bool(ok):  # the multi-tensor Adam cannot skip on the device: one host sync
             opt.step()
         self._counts[1] += ~ok
-        torch._foreach_lerp_(self._params[f"{name}_target"], self._params[name], self._tau * ok)
+        target = self._params[f"{name}_target"]  # Polyak, tau or 0 (a skipped step): a weight tensor per
+        torch._foreach_lerp_(target, self._params[name], [self._tau * ok] * len(target))  # parameter, no host read
         return ok
 
     def critic_step(self, nb: dict[str, torch.Tensor], finite: torch.Tensor, with_stats: bool = False) -> dict:
