@@ -264,7 +264,8 @@ def test_tensor_replay_mirrors_the_ring_normalised_and_follows_episode_ends():
         for k in TensorReplay.NORMALISED:
             got = mirror.store[: len(rb), mirror.columns[k]].reshape(expected[k].shape)
             torch.testing.assert_close(got, expected[k])
-        torch.testing.assert_close(mirror.store[: len(rb), mirror.columns["rewards"]], torch.from_numpy(np.ascontiguousarray(data["rewards"])))
+        torch.testing.assert_close(mirror.store[: len(rb), mirror.columns["rewards"]],
+                                   torch.from_numpy(np.ascontiguousarray(data["rewards"])))
         torch.testing.assert_close(mirror.store[: len(rb), mirror.columns["done"]].squeeze(1),
                                    torch.from_numpy(np.ascontiguousarray(data["done"], np.float32)))
 

@@ -61,9 +61,9 @@ class LearnerNode(RltNode):
             raise ValueError(f"rlt.action_dim = {rlt.action_dim} but the arm has {len(self.arm_config.joint_names)} "
                              "joints")
         algorithm = RLTAlgorithm(rlt, device=cfg.device, stats_every=cfg.stats_every)  # ValueError: no such device
-        self.get_logger().info(f"learner on {algorithm.device}" + (" (learner.device 'auto': no CUDA device found)"
-                                                                  if cfg.device == "auto" and algorithm.device.type == "cpu"
-                                                                  else ""))
+        fallback = cfg.device == "auto" and algorithm.device.type == "cpu"
+        self.get_logger().info(f"learner on {algorithm.device}"
+                               + (" (learner.device 'auto': no CUDA device found)" if fallback else ""))
         out = Path(cfg.output_dir).expanduser()
         self.get_logger().info(f"loading the replay buffer and checkpoints of {out}")
         self.replay = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,

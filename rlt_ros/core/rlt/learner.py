@@ -199,7 +199,9 @@ class RLTAlgorithm:
         q = self.critics(nb["token"], nb["proprio"], nb["action"])  # [K, B]
         assert q.shape == (cfg.num_critics, y.shape[0]), q.shape
         loss = (q - y.unsqueeze(0)).square().mean(dim=1).sum()
-        stats = {"critic_loss": loss.detach(), "q_mean": q.detach().mean(), "target_mean": y.mean()} if with_stats else {}
+        stats = {}
+        if with_stats:
+            stats = {"critic_loss": loss.detach(), "q_mean": q.detach().mean(), "target_mean": y.mean()}
         return loss, stats
 
     def actor_loss(self, nb: dict[str, torch.Tensor], with_stats: bool = True) -> tuple[torch.Tensor, dict]:
@@ -216,8 +218,8 @@ class RLTAlgorithm:
         stats = {}
         if with_stats:
             with torch.no_grad():
-                stats = {"actor_loss": loss.detach(), "actor_q": q.detach().mean(), "ref_deviation": dev.detach().mean(),
-                         "mu_deviation": (mu - nb["ref"]).square().sum(-1).mean()}
+                stats = {"actor_loss": loss.detach(), "actor_q": q.detach().mean(),
+                         "ref_deviation": dev.detach().mean(), "mu_deviation": (mu - nb["ref"]).square().sum(-1).mean()}
         return loss, stats
 
     # ---- steps ----------------------------------------------------------------------------------

@@ -178,7 +178,7 @@ class Critics(nn.Module):
         """First-layer pre-activations [K, B, H0] -> Q [K, B] through the remaining layers."""
         it = iter(params[2:])
         for layer in range(self.num_layers - 1):
-            if self.layer_norm:  # per critic: the fused LayerNorm kernel with its affine (a broadcast affine is slower on CPU)
+            if self.layer_norm:  # per critic: the fused LayerNorm with its affine (a broadcast one is slower on CPU)
                 g, b = next(it), next(it)
                 h = torch.stack([F.layer_norm(hj, h.shape[-1:], gj, bj)
                                  for hj, gj, bj in zip(h.unbind(0), g.unbind(0), b.unbind(0))])
