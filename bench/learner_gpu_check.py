@@ -88,13 +88,21 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else platform.processor()
     print(f"learner GPU check on {device} ({name}); torch {torch.__version__}", flush=True)
     rows = []
-    for dev in [device] + (["cpu"] if args.compare_cpu and device != "cpu" else []):
+    runs = [(device, False)] + ([(device, True)] if device.startswith("cuda") else [])
+    runs += [("cpu", False)] if args.compare_cpu and device != "cpu" else []
+    for dev, graph in runs:
         for b in args.batch_sizes:
-            row = measure(RLTConfig(**dims, batch_size=b), dev, updates)
+            try:
+                row = measure(RLTConfig(**dims, batch_size=b), dev, updates, cuda_graph=graph)
+            except RuntimeError as err:  # report and go on: the other figures still count
+                print(f"{dev} batch {b} (CUDA graph: {graph}) failed: {err}", flush=True)
+                rows.append({"device": dev, "cuda_graph": graph, "batch_size": b, "error": str(err)})
+                continue
             bd = row["breakdown_ms"]
-            print(f"{row['device']:>7} batch {b:4d}: {row['updates_per_s']:8.1f} updates/s ({row['ms_per_update']:.2f} ms; "
-                  f"sample {bd['sample']:.3f}, critic step {bd['critic_step']:.3f}, actor step {bd['actor_step']:.3f} ms)",
-                  flush=True)
+            label = " graph" if row["graph_captured"] else " (capture failed)" if graph else ""
+            print(f"{row['device']:>7}{label} batch {b:4d}: {row['updates_per_s']:8.1f} updates/s "
+                  f"({row['ms_per_update']:.2f} ms; eager sample {bd['sample']:.3f}, critic step "
+                  f"{bd['critic_step']:.3f}, actor step {bd['actor_step']:.3f} ms)", flush=True)
             rows.append(row)
     result = {"machine": args.machine, "device": device, "device_name": name, "torch": torch.__version__,
               "tiny": args.tiny, "dims": {k: list(v) if isinstance(v, tuple) else v for k, v in dims.items()},

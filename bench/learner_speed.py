@@ -5,7 +5,7 @@
     python bench/learner_speed.py --devices cpu cuda       # GPU figures too (where CUDA exists: the default)
 
 Measures, through the project's own learner (``RLTAlgorithm`` + the ``TensorReplay`` mirror the ``Learner``
-samples from), per device, thread count and batch size: updates per second (UTD accounting: one update =
+samples from), per device, thread count and batch size (on CUDA also as CUDA graphs): updates per second (UTD accounting: one update =
 one critic step, an actor step every 2nd; each update samples its batch) and the per-update breakdown (a
 sample, a critic step, an actor step, each timed in a loop of its own). Then, on the CPU, the RL-token
 encoder latency for one observation (M prefix tokens of width D), the actor latency for one chunk, and
@@ -36,7 +36,7 @@ def percentiles(samples_s: list[float]) -> dict:
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
-def filled_learner(cfg: RLTConfig, device: str, transitions: int = 2000) -> Learner:
+def filled_learner(cfg: RLTConfig, device: str, transitions: int = 2000, cuda_graph: bool = False) -> Learner:
     """A learner on ``device`` over an in-memory buffer of random transitions, its normaliser fitted and
     its mirror built (what ``Learner.run_updates`` does when training starts)."""
     rb = ReplayBuffer(cfg.token_dim, cfg.proprio_dim, cfg.chunk_size, cfg.action_dim, capacity=transitions)
@@ -46,7 +46,7 @@ def filled_learner(cfg: RLTConfig, device: str, transitions: int = 2000) -> Lear
         r = lambda *s: rng.normal(size=s).astype(np.float32)  # noqa: E731
         rb.add(Transition(i // 50, i % 50, r(t), r(p), r(c, a), r(c, a), np.zeros(c, np.float32), i % 50 == 49,
                           r(t), r(p), r(c, a)))
-    learner = Learner(RLTAlgorithm(cfg, device=device, stats_every=50), rb)
+    learner = Learner(RLTAlgorithm(cfg, device=device, stats_every=50, cuda_graph=cuda_graph), rb)
     learner.run_updates(1)  # fits the normaliser, builds the mirror
     return learner
 
@@ -62,9 +62,10 @@ def _timed(fn, n: int, device: torch.device) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def measure(cfg: RLTConfig, device: str, updates: int, warmup: int = 20) -> dict:
-    """updates/s of the learner's loop (sync + sample + update) and the per-update breakdown [ms]."""
-    learner = filled_learner(cfg, device)
+def measure(cfg: RLTConfig, device: str, updates: int, warmup: int = 20, cuda_graph: bool = False) -> dict:
+    """updates/s of the learner's loop (sync + sample + update) and the per-update breakdown [ms] (of the
+    eager steps: with ``cuda_graph`` the loop replays the captured update, the breakdown stays eager)."""
+    learner = filled_learner(cfg, device, cuda_graph=cuda_graph)
     alg, mirror, gen = learner.algorithm, learner.mirror, learner.sample_generator
     dev = alg.device
 
@@ -74,6 +75,8 @@ def measure(cfg: RLTConfig, device: str, updates: int, warmup: int = 20) -> dict
 
     _timed(one_update, warmup, dev)
     per_update = _timed(one_update, updates, dev)
+    captured = alg._graphs is not None
+    alg._graph_mode = "off"  # the breakdown: the eager steps
     batch = mirror.sample(cfg.batch_size, gen)
     finite = alg.batch_finite(batch)
     nb = alg.normalise(batch)
@@ -81,7 +84,8 @@ def measure(cfg: RLTConfig, device: str, updates: int, warmup: int = 20) -> dict
     sample = _timed(lambda: mirror.sample(cfg.batch_size, gen), n, dev)
     critic = _timed(lambda: alg.critic_step(nb, finite), n, dev)
     actor = _timed(lambda: alg.actor_step(nb, finite), n, dev)
-    return {"device": str(dev), "threads": torch.get_num_threads(), "batch_size": cfg.batch_size,
+    return {"device": str(dev), "cuda_graph": cuda_graph, "graph_captured": captured,
+            "threads": torch.get_num_threads(), "batch_size": cfg.batch_size,
             "updates_per_s": round(1.0 / per_update, 1), "ms_per_update": round(1000 * per_update, 2),
             "breakdown_ms": {"sample": round(1000 * sample, 3), "critic_step": round(1000 * critic, 3),
                              "actor_step": round(1000 * actor, 3),
@@ -119,15 +123,19 @@ def default_devices() -> list[str]:
 
 
 def run(devices: list[str], threads: list[int], batch_sizes: list[int], updates: int, dims: dict) -> list[dict]:
-    """One row per (device, threads, batch size); the thread count matters on the CPU only."""
+    """One row per (device, threads, batch size; on CUDA eager and as CUDA graphs); the thread count matters
+    on the CPU only."""
     rows = []
     for device in devices:
         for n_threads in (threads if device == "cpu" else threads[:1]):
             torch.set_num_threads(n_threads)
-            for b in batch_sizes:
-                row = measure(RLTConfig(**dims, batch_size=b), device, updates)
+            graphs = (False, True) if device != "cpu" else (False,)
+            for b, graph in [(b, g) for b in batch_sizes for g in graphs]:
+                row = measure(RLTConfig(**dims, batch_size=b), device, updates, cuda_graph=graph)
                 bd = row["breakdown_ms"]
-                print(f"{row['device']:>7} {n_threads} thread(s) batch {b:4d}: {row['updates_per_s']:7.1f} updates/s "
+                label = " graph" if row["graph_captured"] else " (capture failed)" if graph else ""
+                print(f"{row['device']:>7}{label} {n_threads} thread(s) batch {b:4d}: "
+                      f"{row['updates_per_s']:7.1f} updates/s "
                       f"({row['ms_per_update']:.2f} ms; sample {bd['sample']:.2f}, critic step {bd['critic_step']:.2f}, "
                       f"actor step {bd['actor_step']:.2f} ms)", flush=True)
                 rows.append(row)

@@ -415,3 +415,59 @@ def test_gpu_check_script_tiny_on_the_cpu(tmp_path):
         with pytest.raises(ValueError, match="devices found: cpu"):
             module.main(["--device", "cuda", "--tiny", "--out", str(tmp_path / "none")])
         assert not (tmp_path / "none").exists()
+
+
+# ---- the static-buffer path the CUDA graphs capture -------------------------------------------------------
+def test_the_static_update_path_equals_the_eager_one():
+    """What the CUDA graphs hold (fixed input buffers, gradients zeroed in place, the skip flag at a fixed
+    address), run eagerly on the CPU: the same parameters, statistics and skip counts as the plain update; a
+    batch of another size takes the plain path; a loaded state keeps the path; cuda_graph needs CUDA."""
+    cfg = small_cfg(critic_updates_per_actor=2, warmup_transitions=0)
+    eager, static = RLTAlgorithm(cfg, stats_every=3), RLTAlgorithm(cfg, stats_every=3)
+    static._use_static_path("static")
+    for i in range(7):
+        batch = random_batch(cfg, b=cfg.batch_size, seed=i)
+        if i == 4:
+            batch.rewards[0, 0] = float("nan")
+        s1, s2 = eager.update(batch), static.update(batch)
+        assert {k: s2[k] for k in s1} == s1  # (the static path has every statistic at each read-back)
+    eager.update(random_batch(cfg, b=5, seed=9))
+    static.update(random_batch(cfg, b=5, seed=9))  # another batch size: the plain path
+    for name in static.modules():
+        for p, q in zip(getattr(eager, name).parameters(), getattr(static, name).parameters()):
+            assert torch.equal(p, q), name
+    assert static.read_stats()["nonfinite_batches"] == 1 == eager.read_stats()["nonfinite_batches"]
+    resumed = RLTAlgorithm(small_cfg(warmup_transitions=0, seed=3), stats_every=3)
+    resumed._use_static_path("static")
+    resumed.load_state_dict(torch.load(io.BytesIO(_saved(static)), weights_only=False))
+    for alg in (static, resumed):
+        alg.update(random_batch(cfg, b=cfg.batch_size, seed=20))
+    for p, q in zip(static.actor.parameters(), resumed.actor.parameters()):
+        assert torch.equal(p, q)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda_graph needs a CUDA device"):
+            RLTAlgorithm(cfg, cuda_graph=True)
+
+
+@needs_cuda
+def test_cuda_graph_updates_train_without_host_syncs():
+    cfg = small_cfg(batch_size=8, warmup_transitions=0)
+    alg = RLTAlgorithm(cfg, device="cuda", stats_every=1000, cuda_graph=True)
+    batch = random_batch(cfg, b=8)
+    for _ in range(RLTAlgorithm.GRAPH_WARMUP + 2):
+        alg.update(batch)
+    assert alg._graphs is not None  # captured
+    before = alg.critics.weight_0.detach().clone()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(4):
+            alg.update(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    stats = alg.read_stats()
+    assert not torch.equal(before, alg.critics.weight_0) and np.isfinite(stats["critic_loss"])
+    bad = random_batch(cfg, b=8)
+    bad.token[0, 0] = float("nan")
+    before = alg.critics.weight_0.detach().clone()
+    alg.update(bad)
+    assert torch.equal(before, alg.critics.weight_0) and alg.read_stats()["nonfinite_batches"] == 1

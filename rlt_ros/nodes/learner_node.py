@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rlt_ros.core.episode import EpisodeConfig, EpisodeStats
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
-from rlt_ros.core.rlt.learner import DEVICE_CHOICES, Learner, RLTAlgorithm
+from rlt_ros.core.rlt.learner import DEVICE_CHOICES, Learner, RLTAlgorithm, resolve_device
 from rlt_ros.core.rlt.replay import ReplayBuffer, ReplayError
 from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats, Transition
 from rlt_ros.ros import qos
@@ -36,6 +36,7 @@ class LearnerNodeConfig:
     num_threads: int = 1  # torch CPU threads of the updates (0 = torch's default, every core); 1 leaves the other cores to perception and control
     device: str = "auto"  # where the networks train and batches are sampled: auto (a GPU when there is one, else the CPU), cpu, cuda or cuda:N
     stats_every: int = 50  # critic updates between statistics read back from the device (each read-back waits for it)
+    cuda_graph: bool = False  # on a CUDA device, replay the update as CUDA graphs (much faster; ignored on the CPU)
 
     def __post_init__(self):
         if self.checkpoint_every < 1 or self.publish_hz <= 0 or self.sync_every < 1 or self.num_threads < 0:
@@ -60,10 +61,13 @@ class LearnerNode(RltNode):
         if rlt.action_dim != len(self.arm_config.joint_names):
             raise ValueError(f"rlt.action_dim = {rlt.action_dim} but the arm has {len(self.arm_config.joint_names)} "
                              "joints")
-        algorithm = RLTAlgorithm(rlt, device=cfg.device, stats_every=cfg.stats_every)  # ValueError: no such device
-        fallback = cfg.device == "auto" and algorithm.device.type == "cpu"
-        self.get_logger().info(f"learner on {algorithm.device}"
-                               + (" (learner.device 'auto': no CUDA device found)" if fallback else ""))
+        device = resolve_device(cfg.device)  # ValueError naming the devices found
+        graph = cfg.cuda_graph and device.type == "cuda"
+        algorithm = RLTAlgorithm(rlt, device=device, stats_every=cfg.stats_every, cuda_graph=graph)
+        fallback = cfg.device == "auto" and device.type == "cpu"
+        self.get_logger().info(f"learner on {device}" + (", CUDA graphs" if graph else "")
+                               + (" (learner.device 'auto': no CUDA device found)" if fallback else "")
+                               + (" (learner.cuda_graph ignored on the CPU)" if cfg.cuda_graph and not graph else ""))
         out = Path(cfg.output_dir).expanduser()
         self.get_logger().info(f"loading the replay buffer and checkpoints of {out}")
         self.replay = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,

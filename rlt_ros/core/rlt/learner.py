@@ -106,7 +106,10 @@ class RLTAlgorithm:
 
     STAT_KEYS = ("critic_loss", "q_mean", "target_mean", "actor_loss", "actor_q", "ref_deviation", "mu_deviation")
 
-    def __init__(self, cfg: RLTConfig, device: str | torch.device = "cpu", stats_every: int = 10):
+    GRAPH_WARMUP = 3  # eager updates (on a side stream) before the CUDA graphs are captured
+
+    def __init__(self, cfg: RLTConfig, device: str | torch.device = "cpu", stats_every: int = 10,
+                 cuda_graph: bool = False):
         if stats_every < 1:
             raise ValueError(f"stats_every must be >= 1, got {stats_every}")
         self.cfg = cfg
@@ -133,6 +136,15 @@ class RLTAlgorithm:
         self.stats: dict[str, float] = {}
         self.num_updates = 0  # critic updates
         self.num_actor_updates = 0
+        # CUDA graphs of the update (cuda_graph): "off", "cuda" (captured), "static" (the same path, eager: tests)
+        self._graph_mode = "off"
+        self._static: dict[str, torch.Tensor] | None = None  # the captured steps' input buffers
+        self._graphs: dict[bool, tuple] | None = None  # with actor step -> (graph, its statistics)
+        self._warmups: set[bool] = set()
+        if cuda_graph:
+            if self.device.type != "cuda":
+                raise ValueError(f"cuda_graph needs a CUDA device; this learner runs on {self.device}")
+            self._use_static_path("cuda")
 
     # ---- data ------------------------------------------------------------------------------------
     def normalise(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -226,12 +238,16 @@ class RLTAlgorithm:
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, name: str, finite: torch.Tensor) -> torch.Tensor:
         """backward, clip, and the optimiser step unless the batch, the loss or the gradient norm is not
         finite (decided on the device: the fused Adam's ``found_inf``). Returns the 0-dim ok flag."""
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=self._graph_mode == "off")
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self._params[name], self.cfg.grad_clip, foreach=True)
         ok = finite & torch.isfinite(norm + loss.detach())
         if opt.defaults.get("fused"):
-            opt.found_inf = (~ok).float()
+            if self._graph_mode == "off":
+                opt.found_inf = (~ok).float()
+            else:  # a tensor at a fixed address (one graph's step must not read another's)
+                opt.found_inf = self._found_inf[name]
+                opt.found_inf.copy_(~ok)
             opt.step()
         elif bool(ok):  # the multi-tensor Adam cannot skip on the device: one host sync
             opt.step()
@@ -255,8 +271,10 @@ class RLTAlgorithm:
         """One critic update (+ one actor update every ``critic_updates_per_actor`` calls) -> the latest
         statistics read back (every ``stats_every`` updates; ``updates`` is always current)."""
         finite = self.batch_finite(batch)
-        self._counts[0] += ~finite
         nb = self.normalise(batch)
+        if self._graph_mode != "off" and batch.token.shape[0] == self.cfg.batch_size:
+            return self._static_update(nb, finite)
+        self._counts[0] += ~finite
         self.num_updates += 1
         read = self.num_updates % self.stats_every == 0
         self._pending.update(self.critic_step(nb, finite, read))
@@ -270,6 +288,83 @@ class RLTAlgorithm:
         if read:
             self.read_stats()
         return {**self.stats, "updates": self.num_updates}
+
+    # ---- CUDA graphs --------------------------------------------------------------------------------
+    def _use_static_path(self, mode: str) -> None:
+        """Updates through fixed input buffers and fixed gradient tensors: on CUDA two graphs (a critic step;
+        a critic + actor step) captured after ``GRAPH_WARMUP`` eager updates and replayed from then on
+        (capturable fused Adam: the skip of a non-finite step stays on the device). ``static``: the same
+        path without capture (what a CPU test can check)."""
+        self._graph_mode = mode
+        self._graphs, self._warmups = None, set()
+        for name, opt in (("actor", self.actor_opt), ("critics", self.critic_opt)):
+            for p in self._params[name]:  # gradients at fixed addresses, zeroed and written in place by every replay
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            if mode == "cuda":
+                for group in opt.param_groups:
+                    group["capturable"] = True
+        self._found_inf = {name: torch.zeros((), device=self.device) for name in ("actor", "critics")}
+
+    def _static_update(self, nb: dict[str, torch.Tensor], finite: torch.Tensor) -> dict[str, float]:
+        if self._static is None:
+            self._static = {k: v.detach().clone() for k, v in nb.items()} | {"finite": finite.clone()}
+        for k, v in nb.items():
+            self._static[k].copy_(v)
+        self._static["finite"].copy_(finite)
+        self.num_updates += 1
+        with_actor = self.num_updates % self.cfg.critic_updates_per_actor == 0
+        self._pending.update(self._run_static(with_actor))
+        self.num_actor_updates += int(with_actor)
+        if self.num_updates % self.stats_every == 0:
+            self.read_stats()
+        return {**self.stats, "updates": self.num_updates}
+
+    def _static_step(self, with_actor: bool) -> dict[str, torch.Tensor]:
+        """One update on the static buffers (what a graph holds); statistics as tensors."""
+        nb, finite = self._static, self._static["finite"]
+        self._counts[0] += ~finite
+        out = self.critic_step(nb, finite, True)
+        if with_actor:
+            out.update(self.actor_step(nb, finite, True))
+        return out
+
+    def _run_static(self, with_actor: bool) -> dict[str, torch.Tensor]:
+        if self._graphs is None and self._graph_mode == "cuda" and len(self._warmups) == 2 \
+                and self.num_updates > self.GRAPH_WARMUP:
+            try:
+                self._capture()
+            except RuntimeError as err:  # keep training, eagerly
+                log.warning("capturing the learner's CUDA graphs failed (%s); the learner stays eager", err)
+                self._graphs, self._graph_mode = None, "static"
+        if self._graphs is not None:
+            graph, out = self._graphs[with_actor]
+            graph.replay()
+            return out
+        self._warmups.add(with_actor)
+        if self._graph_mode != "cuda":
+            return self._static_step(with_actor)
+        side = torch.cuda.Stream(self.device)  # warm-up off the default stream, as capture requires
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            out = self._static_step(with_actor)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        return out
+
+    def _capture(self) -> None:
+        torch.cuda.synchronize(self.device)
+        graphs, pool = {}, None
+        for with_actor in (False, True):
+            graph = torch.cuda.CUDAGraph()
+            register = getattr(graph, "register_generator_state", None)
+            if register is not None:  # a generator other than the default one must be known to the graph
+                register(self.generator)
+            with torch.cuda.graph(graph, pool=pool):
+                out = self._static_step(with_actor)
+            pool = graph.pool()
+            graphs[with_actor] = (graph, out)
+        self._graphs = graphs
+        log.info("learner update captured as CUDA graphs on %s", self.device)
 
     def read_stats(self) -> dict[str, float]:
         """Read the pending statistics and the non-finite counters back from the device (one sync)."""
@@ -342,6 +437,8 @@ class RLTAlgorithm:
         self.num_actor_updates = int(counters["num_actor_updates"])
         self._counts_read = [int(counters.get("nonfinite_batches", 0)), int(counters.get("skipped_steps", 0))]
         self._counts.copy_(torch.tensor(self._counts_read))
+        if self._graph_mode != "off":  # the optimisers' state tensors are new: capture again
+            self._use_static_path(self._graph_mode)
         try:
             self.generator.set_state(state["generator"].cpu())
         except RuntimeError:  # a generator of another device type: a state that cannot be carried over
