@@ -60,14 +60,15 @@ def test_reference_dropout_training_only():
     np.testing.assert_allclose(pol2.act(tok, pro, r1), pol2.act(tok, pro, 2 * r1))
 
 
-def test_reference_dropout_with_a_residual_actor():
-    """A dropped-out ã is hidden from the MLP only (mu = ã + MLP(x, 0)): the untrained actor still outputs ã."""
+def test_reference_dropout_with_a_residual_actor_keeps_the_anchor():
+    """A dropped-out ã is hidden from the MLP only: mu = ã + MLP(x, 0), so the untrained actor reproduces ã
+    even for a dropped sample (in the loss too: the deviation from ã is ~0)."""
     cfg = small_cfg(ref_dropout=1.0)
     alg = RLTAlgorithm(cfg)
-    nb = alg._normalise(random_batch(cfg, b=8))
+    nb = alg.normalise(random_batch(cfg, b=8))
     mu = alg.actor(nb["token"], nb["proprio"], alg._ref_in(nb["ref"], True), nb["ref"])
     torch.testing.assert_close(mu, nb["ref"], atol=0.05, rtol=0)
-    _, stats = alg.actor_loss(nb)  # the loss uses the same rule: the deviation from ã is ~0
+    _, stats = alg.actor_loss(nb)
     assert stats["mu_deviation"] < 0.1
 
 
@@ -153,9 +154,8 @@ def test_state_dict_round_trip_continues_identically(tmp_path, caplog):
     with pytest.raises(CheckpointMismatchError, match="chunk_size"):
         load_checkpoint(tmp_path, RLTAlgorithm(small_cfg(chunk_size=2)))
     # the normaliser's fit depends on these, and a resumed normaliser is never refitted
-    for name, value in (("action_std_floor", 0.25),):
-        with pytest.raises(CheckpointMismatchError, match=name):
-            load_checkpoint(tmp_path, RLTAlgorithm(small_cfg(**{name: value})))
+    with pytest.raises(CheckpointMismatchError, match="action_std_floor"):
+        load_checkpoint(tmp_path, RLTAlgorithm(small_cfg(action_std_floor=0.25)))
     # a training hyperparameter may change on resume, but not silently
     caplog.clear()
     with caplog.at_level("WARNING", logger="rlt_ros.core.rlt.learner"):

@@ -310,3 +310,17 @@ def test_interventions_need_an_operator_and_time_to_take_over():
     with pytest.raises(ValueError, match="needs an operator"):
         Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(),
                  PracticeConfig(intervene_after_s=1.0, state_source="pooled"), progress=False)
+
+
+def test_practice_learner_device():
+    """``device`` places the learner (the acting policy stays on the CPU); a GPU that is not there is an
+    error at start-up naming the devices found."""
+    import torch
+
+    p = Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(),
+                 PracticeConfig(state_source="pooled"), progress=False, device="auto")
+    assert p.algorithm.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cpu"):
+            Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(),
+                     PracticeConfig(state_source="pooled"), progress=False, device="cuda")

@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a SimConfig field, e.g. --sim clearance_mm=0.3")
     parser.add_argument("--seed", type=int, default=0, help="seed")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="where the learner trains: auto, cpu, cuda or cuda:N "
+                        "(the actor acts on the CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -130,7 +132,7 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
 
         operator = ScriptedExpert(env, teleoperator_config(seed=args.seed + 29))
     practice = Practice(env, vla, reader, rlt_cfg, cfg, out_dir=args.out, progress=not args.no_progress,
-                        extra_config=extra, operator=operator)
+                        extra_config=extra, operator=operator, device=args.device)
     return practice, env
 
 

@@ -5,18 +5,20 @@ as it grows (a crash loses no transition; a restart resumes from the last checkp
 buffer), trains the twin critics and the actor in a background thread (UTD ratio, 2 critic updates per
 actor update), publishes actor weights on /rlt/actor_weights (latched: a restarted actor gets the
 newest), checkpoints, and publishes training metrics on /rlt/learner_stats (with ``utd_achieved`` and
-``pending_updates``: a learner slower than the data says so in its log). Episode outcomes come from
-/rlt/events.
+``pending_updates``: a learner slower than the data says so in its log; ``nonfinite_batches`` and
+``skipped_steps``: optimiser steps skipped for NaN/inf, also logged). Episode outcomes come from /rlt/events.
+``learner.device`` (auto|cpu|cuda[:N]) chooses where it trains; a missing GPU is an error at start-up.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlt_ros.core.episode import EpisodeConfig, EpisodeStats
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
-from rlt_ros.core.rlt.learner import Learner, RLTAlgorithm
+from rlt_ros.core.rlt.learner import DEVICE_CHOICES, Learner, RLTAlgorithm, resolve_device
 from rlt_ros.core.rlt.replay import ReplayBuffer, ReplayError
 from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats, Transition
 from rlt_ros.ros import qos
@@ -32,10 +34,17 @@ class LearnerNodeConfig:
     publish_hz: float = 2.0  # how often new actor weights and metrics are published [Hz]
     sync_every: int = 1  # fsync the replay log after this many transitions (1 = every transition)
     num_threads: int = 1  # torch CPU threads of the updates (0 = torch's default, every core); 1 leaves the other cores to perception and control
+    device: str = "auto"  # where the networks train and batches are sampled: auto (a GPU when there is one, else the CPU), cpu, cuda or cuda:N
+    stats_every: int = 50  # critic updates between statistics read back from the device (each read-back waits for it)
+    cuda_graph: bool = False  # on a CUDA device, replay the update as CUDA graphs (much faster; ignored on the CPU)
 
     def __post_init__(self):
         if self.checkpoint_every < 1 or self.publish_hz <= 0 or self.sync_every < 1 or self.num_threads < 0:
             raise ValueError("learner: checkpoint_every and sync_every must be >= 1, publish_hz > 0, num_threads >= 0")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"learner.device must be one of {DEVICE_CHOICES}, got {self.device!r}")
+        if self.stats_every < 1:
+            raise ValueError(f"learner.stats_every must be >= 1, got {self.stats_every}")
 
 
 class LearnerNode(RltNode):
@@ -52,15 +61,23 @@ class LearnerNode(RltNode):
         if rlt.action_dim != len(self.arm_config.joint_names):
             raise ValueError(f"rlt.action_dim = {rlt.action_dim} but the arm has {len(self.arm_config.joint_names)} "
                              "joints")
+        device = resolve_device(cfg.device)  # ValueError naming the devices found
+        graph = cfg.cuda_graph and device.type == "cuda"
+        algorithm = RLTAlgorithm(rlt, device=device, stats_every=cfg.stats_every, cuda_graph=graph)
+        fallback = cfg.device == "auto" and device.type == "cpu"
+        self.get_logger().info(f"learner on {device}" + (", CUDA graphs" if graph else "")
+                               + (" (learner.device 'auto': no CUDA device found)" if fallback else "")
+                               + (" (learner.cuda_graph ignored on the CPU)" if cfg.cuda_graph and not graph else ""))
         out = Path(cfg.output_dir).expanduser()
         self.get_logger().info(f"loading the replay buffer and checkpoints of {out}")
         self.replay = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
                                    rlt.replay_capacity, out / "replay", sync_every=cfg.sync_every)
-        self.learner = Learner(RLTAlgorithm(rlt), self.replay, out / "checkpoints", cfg.checkpoint_every,
+        self.learner = Learner(algorithm, self.replay, out / "checkpoints", cfg.checkpoint_every,
                                actor_dir=out / "actor")
         resumed = self.learner.resume()
         self.episodes = EpisodeStats(self.episode_config.stats_window)
         self.rejected = 0
+        self.skipped_logged = int(self.learner.algorithm.read_stats()["skipped_steps"])
         self.weights_pub = self.create_publisher(ActorWeights, "/rlt/actor_weights", qos.LATCHED)
         self.stats_pub = self.create_publisher(LearnerStats, "/rlt/learner_stats", qos.STREAM)
         self.create_subscription(Transition, "/rlt/transitions", self._on_transition, qos.TRANSITIONS)
@@ -97,6 +114,12 @@ class LearnerNode(RltNode):
             self.weights_pub.publish(ActorWeights(header=header(self.now()), version=version,
                                                   config_json=config_json, safetensors=weights))
         s = {**self.learner.stats, **self.learner.progress()}
+        skipped = int(s.get("skipped_steps", 0))
+        if skipped > self.skipped_logged:
+            self.get_logger().warning(f"{skipped - self.skipped_logged} optimiser step(s) skipped (NaN/inf): "
+                                      f"{int(s.get('nonfinite_batches', 0))} non-finite batch(es), {skipped} skipped "
+                                      "step(s) in all")
+            self.skipped_logged = skipped
         if self.learner.behind():
             self.get_logger().warning(
                 f"the learner is behind the data: UTD {s['utd_achieved']:.1f} achieved of {self.rlt_config.utd}, "

@@ -27,7 +27,7 @@ class RLTConfig(ConfigMixin):
     # fields measured not to help and removed: name -> (the value that means today's behaviour, what replaced it)
     REMOVED_FIELDS: ClassVar[dict] = {
         "noise_correlation": (0.0, "i.i.d. exploration noise (correlated noise did not help)"),
-        "shared_action_std": (False, "a per-joint action scale with the floor action_min_std"),
+        "shared_action_std": (False, "a per-joint action scale with the relative floor action_std_floor"),
         "actor_ema": (0.0, "the latest actor acts (an averaged actor did not help)"),
         "dropout_keeps_anchor": (True, "reference dropout always hides ã from the MLP only (mu = ã + MLP(x, 0))"),
         "reference_follows_progress": (True, "ã always follows the arm's progress along the VLA's plan"),

@@ -4,9 +4,11 @@ Paper: "RL Token" (Xu et al., 2026), stage 2. State x = (z_rl, proprio); ã_1:C 
 VLA's reference chunk; a_1:C = an action chunk. Everything enters the networks normalised by ``Normalizer``.
 
 - Actor: pi(a | x, ã) = N(mu_theta(x, ã_in), sigma^2 I) over C x A. With ``residual_actor`` (our default)
-  mu = ã_in + MLP(x, ã_in), the MLP's last layer initialised near zero, so the untrained actor reproduces
-  the VLA when ã is given; ã_in = ã, zeroed for ``ref_dropout`` of the training samples only.
-- Critics: Q_j(x, a_1:C), j = 1..num_critics, with Polyak target copies.
+  mu = ã + MLP(x, ã_in), the MLP's last layer initialised near zero, so the untrained actor reproduces
+  the VLA; ã_in = ã, zeroed for ``ref_dropout`` of the training samples only (dropout hides ã from the
+  MLP's input, the residual stays anchored to ã).
+- Critics: Q_j(x, a_1:C), j = 1..num_critics, one stacked module (a batched matmul per layer), with a
+  Polyak target copy.
 - TD target (TD3-style, chunk level):
       y = sum_{t=1..C} gamma^{t-1} r_t + gamma^C (1 - done) min_j Q'_j(x', a'),
   a' = mu_target(x', ã') + clip(sigma eps, -c, c).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 
@@ -32,7 +35,7 @@ def mlp(inp: int, hidden: tuple, out: int, layer_norm: bool = False) -> nn.Seque
         layers.append(nn.Linear(last, h))
         if layer_norm:
             layers.append(nn.LayerNorm(h))
-        layers.append(nn.ReLU())
+        layers.append(nn.ReLU(inplace=True))  # after Linear/LayerNorm, whose backward does not need their output
         last = h
     layers.append(nn.Linear(last, out))
     return nn.Sequential(*layers)
@@ -48,16 +51,14 @@ class Normalizer(nn.Module):
     +-``state_clip``: in the VLA's warm-up data some inputs barely move (the base joint's velocity, parts of
     the end-effector quaternion: std ~1e-4), and without a floor and a clip the first actor that moves them
     feeds the networks values in the hundreds, which made the actor's residual explode (the plug driven
-    10-30 mm off the socket in the simulated benchmark). ``shared_action_std``: one action std for every
-    joint (the RMS of the per-joint stds), so that sigma and beta weigh a radian of each joint alike.
+    10-30 mm off the socket in the simulated benchmark).
     """
 
     def __init__(self, token_dim: int, proprio_dim: int, action_dim: int, state_min_std: float = 1e-2,
-                 action_std_floor: float = 0.5, state_clip: float = 5.0, shared_action_std: bool = False):
+                 action_std_floor: float = 0.5, state_clip: float = 5.0):
         super().__init__()
         self.min_std = {"token": state_min_std, "proprio": state_min_std, "action": 1e-6}
         self.action_std_floor = action_std_floor  # a joint's action std is at least this x the median joint's
-        self.shared_action_std = shared_action_std
         self.state_clip = state_clip
         for name, dim in (("token", token_dim), ("proprio", proprio_dim), ("action", action_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
@@ -74,8 +75,6 @@ class Normalizer(nn.Module):
             std = np.maximum(data.std(0), self.min_std[name])
             if name == "action":  # unit-free floor: a joint the warm-up barely moved keeps a usable scale
                 std = np.maximum(std, self.action_std_floor * np.median(std))
-            if name == "action" and self.shared_action_std:  # one scale for every joint: the RMS of their stds
-                std = np.full_like(std, np.sqrt(np.mean(std ** 2)))
             getattr(self, f"{name}_std").copy_(torch.from_numpy(std).float())
         self.fitted.fill_(True)
 
@@ -121,19 +120,100 @@ class Actor(nn.Module):
 
 
 class Critics(nn.Module):
-    """K independent Q networks: normalised token [B,T], proprio [B,P], action [B,C*A] -> Q [K,B]."""
+    """K Q networks as one stacked module: normalised token [B,T], proprio [B,P], action [B,C*A] -> Q [K,B].
+
+    Critic j is slice j of every parameter: layer l has ``weight_l`` [K, in, out] (the transpose of an
+    nn.Linear weight, so that every matmul and its weight gradient run on contiguous operands) and ``bias_l`` [K, out],
+    each hidden layer (with ``critic_layer_norm``) ``norm_weight_l`` / ``norm_bias_l`` [K, out]. The maths
+    are those of K separate MLPs (Linear, LayerNorm, ReLU, ..., Linear) and the initialisation draws the
+    same numbers as K separate ``mlp``s did, but each layer is one batched matmul for all critics (no Python
+    loop over critics). Checkpoints of the separate networks (keys ``qs.<j>.<i>.weight``) convert on load.
+    """
 
     def __init__(self, cfg: RLTConfig):
         super().__init__()
         self.cfg = cfg
-        inp = cfg.token_dim + cfg.proprio_dim + cfg.chunk_flat
-        self.qs = nn.ModuleList(mlp(inp, cfg.critic_hidden, 1, cfg.critic_layer_norm) for _ in range(cfg.num_critics))
+        self.state_dim = cfg.token_dim + cfg.proprio_dim
+        in_dim = self.state_dim + cfg.chunk_flat
+        self.num_layers = len(cfg.critic_hidden) + 1
+        self.layer_norm = bool(cfg.critic_layer_norm)
+        nets = [mlp(in_dim, cfg.critic_hidden, 1, cfg.critic_layer_norm) for _ in range(cfg.num_critics)]
+        for name, (index, attr) in self.legacy_names().items():
+            self.register_parameter(name, nn.Parameter(self.stack([getattr(n[index], attr).detach() for n in nets])))
+
+    @staticmethod
+    def stack(slices: list[torch.Tensor]) -> torch.Tensor:
+        """K tensors of separate networks (an nn.Linear weight [out, in], or a vector) -> one stacked
+        parameter (weights transposed to [K, in, out]). Also converts optimiser moments."""
+        out = torch.stack(slices)
+        return out.transpose(1, 2).contiguous() if out.ndim == 3 else out
+
+    def legacy_names(self) -> dict[str, tuple[int, str]]:
+        """Stacked parameter name -> (index in one separate ``mlp``, 'weight'/'bias'), in parameter order."""
+        step = 3 if self.layer_norm else 2  # Linear, [LayerNorm,] ReLU per hidden layer
+        out = {}
+        for layer in range(self.num_layers):
+            out[f"weight_{layer}"] = (layer * step, "weight")
+            out[f"bias_{layer}"] = (layer * step, "bias")
+            if self.layer_norm and layer < self.num_layers - 1:
+                out[f"norm_weight_{layer}"] = (layer * step + 1, "weight")
+                out[f"norm_bias_{layer}"] = (layer * step + 1, "bias")
+        return out
+
+    def legacy_parameter_map(self) -> list[list[int]]:
+        """For each stacked parameter (in order), the positions of its K slices among the parameters of the
+        former separate networks (``nn.ModuleList`` of K ``mlp``s: critic 0's parameters first). Used to
+        convert an optimiser state saved with those networks."""
+        per_critic = len(self.legacy_names())
+        return [[j * per_critic + n for j in range(self.cfg.num_critics)] for n in range(per_critic)]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        old = f"{prefix}qs."
+        if any(k.startswith(old) for k in state_dict):  # separate networks: stack them
+            for name, (index, attr) in self.legacy_names().items():
+                keys = [f"{old}{j}.{index}.{attr}" for j in range(self.cfg.num_critics)]
+                if all(k in state_dict for k in keys):
+                    state_dict[prefix + name] = self.stack([state_dict.pop(k) for k in keys])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _params(self, detach: bool) -> list[torch.Tensor]:
+        return [p.detach() if detach else p for p in self.parameters()]
+
+    def _trunk(self, h: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+        """First-layer pre-activations [K, B, H0] -> Q [K, B] through the remaining layers."""
+        it = iter(params[2:])
+        for layer in range(self.num_layers - 1):
+            if self.layer_norm:  # per critic: the fused LayerNorm with its affine (a broadcast one is slower on CPU)
+                g, b = next(it), next(it)
+                h = torch.stack([F.layer_norm(hj, h.shape[-1:], gj, bj)
+                                 for hj, gj, bj in zip(h.unbind(0), g.unbind(0), b.unbind(0))])
+            h = torch.relu_(h)  # in place: one buffer less per layer (~3% of an update on one CPU core)
+            w, bias = next(it), next(it)
+            h = torch.baddbmm(bias.unsqueeze(1), h, w)
+        return h.squeeze(-1)
+
+    @staticmethod
+    def _first(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        """x [B, I] times every critic's w [K, I, O] (+ b [K, O]) -> [K, B, O], one batched matmul."""
+        xs = x.expand(w.shape[0], *x.shape)
+        return torch.bmm(xs, w) if b is None else torch.baddbmm(b.unsqueeze(1), xs, w)
 
     def forward(self, token: torch.Tensor, proprio: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         b = token.shape[0]
         assert action.shape == (b, self.cfg.chunk_flat), action.shape
-        x = torch.cat([token, proprio, action], dim=-1)
-        return torch.stack([q(x).squeeze(-1) for q in self.qs])
+        params = self._params(False)
+        return self._trunk(self._first(torch.cat([token, proprio, action], dim=-1), params[0], params[1]), params)
+
+    def action_values(self, token: torch.Tensor, proprio: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q [K, B] differentiable in ``action`` only (the actor loss): no gradient reaches the critics'
+        parameters and the state's part of the first layer is computed without autograd."""
+        b = token.shape[0]
+        assert action.shape == (b, self.cfg.chunk_flat), action.shape
+        params = self._params(True)
+        w, s = params[0], self.state_dim
+        with torch.no_grad():
+            state_part = self._first(torch.cat([token, proprio], dim=-1), w[:, :s], params[1])
+        return self._trunk(state_part + self._first(action, w[:, s:], None), params)
 
 
 def chunk_discounts(gamma: float, chunk_size: int, device=None) -> torch.Tensor:
@@ -141,19 +221,25 @@ def chunk_discounts(gamma: float, chunk_size: int, device=None) -> torch.Tensor:
     return gamma ** torch.arange(chunk_size, dtype=torch.float32, device=device)
 
 
-def td_target(rewards: torch.Tensor, done: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
+def td_target(rewards: torch.Tensor, done: torch.Tensor, next_q: torch.Tensor, gamma: float,
+              discounts: torch.Tensor | None = None) -> torch.Tensor:
     """y = sum_{t=1..C} gamma^{t-1} r_t + gamma^C (1 - done) min_j Q'_j(x', a').
 
-    rewards [B, C], done [B] (1 = terminal), next_q [K, B] target-critic values -> y [B].
+    rewards [B, C], done [B] (1 = terminal), next_q [K, B] target-critic values -> y [B]. ``discounts``:
+    ``chunk_discounts(gamma, C)`` on the rewards' device, when the caller keeps it (saves two ops a call).
     """
     b, c = rewards.shape
     assert done.shape == (b,) and next_q.ndim == 2 and next_q.shape[1] == b, (rewards.shape, done.shape, next_q.shape)
-    ret = (rewards * chunk_discounts(gamma, c, rewards.device)).sum(-1)
-    return ret + (gamma ** c) * (1.0 - done.float()) * next_q.min(dim=0).values
+    discounts = chunk_discounts(gamma, c, rewards.device) if discounts is None else discounts
+    bootstrap = (1.0 - done.float()) * next_q.min(dim=0).values
+    return torch.addmv(bootstrap, rewards, discounts, beta=gamma ** c)
 
 
-def reference_dropout_mask(batch: int, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """[B, 1] float: 0 for the samples whose ã is zeroed (probability p), 1 otherwise. Training only."""
+def reference_dropout_mask(batch: int, p: float, generator: torch.Generator | None = None,
+                           device: torch.device | str | None = None) -> torch.Tensor:
+    """[B, 1] float: 0 for the samples whose ã is zeroed (probability p), 1 otherwise. Training only.
+    ``device`` defaults to the generator's (CPU without one)."""
+    device = device if device is not None else (generator.device if generator is not None else None)
     if p <= 0.0:
-        return torch.ones(batch, 1)
-    return (torch.rand(batch, 1, generator=generator) >= p).float()
+        return torch.ones(batch, 1, device=device)
+    return (torch.rand(batch, 1, generator=generator, device=device) >= p).float()

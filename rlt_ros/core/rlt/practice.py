@@ -40,7 +40,7 @@ from rlt_ros.core.control import ActorConfig, ChunkController
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_practice import PracticeConfig
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
-from rlt_ros.core.rlt.learner import CheckpointMismatchError, Learner, RLTAlgorithm, check_compatible
+from rlt_ros.core.rlt.learner import CheckpointMismatchError, Learner, RLTAlgorithm, check_compatible, resolve_device
 from rlt_ros.core.rlt.modeling_token import TokenEncoder, pooled_prefix
 from rlt_ros.core.rlt.policy import ActorPolicy
 from rlt_ros.core.rlt.replay import ReplayBuffer, Transition
@@ -120,6 +120,7 @@ def sim_arm(env) -> ArmConfig:
 class Practice:
     """Runs practice episodes on ``env`` with ``vla``; owns the replay buffer and the learner.
 
+    ``device``: where the learner trains (auto | cpu | cuda[:N]); the acting policy always runs on the CPU.
     ``actor``: the collector's settings (ActorConfig, as actor_node's ``actor.*``; default values).
     ``out_dir``: where the replay log, checkpoints, episodes.jsonl and the final actor go; an existing run
     there is resumed (its configuration must match, else CheckpointMismatchError and nothing is touched).
@@ -128,7 +129,7 @@ class Practice:
     def __init__(self, env, vla, state_reader: StateReader, rlt_cfg: RLTConfig, cfg: PracticeConfig,
                  out_dir: str | Path | None = None, progress: bool = True,
                  on_transition: Callable[[Transition], None] | None = None, extra_config: dict | None = None,
-                 operator: Operator | None = None, actor: ActorConfig | None = None):
+                 operator: Operator | None = None, actor: ActorConfig | None = None, device: str = "cpu"):
         if cfg.intervene_after_s > 0 and operator is None:
             raise ValueError(f"PracticeConfig.intervene_after_s={cfg.intervene_after_s} needs an operator "
                              "to take over (teleoperate) the episode")
@@ -151,14 +152,14 @@ class Practice:
         replay_dir = None if self.out_dir is None else self.out_dir / "replay"
         self.replay = ReplayBuffer(rlt_cfg.token_dim, rlt_cfg.proprio_dim, rlt_cfg.chunk_size, rlt_cfg.action_dim,
                                    capacity=rlt_cfg.replay_capacity, directory=replay_dir)
-        self.algorithm = RLTAlgorithm(rlt_cfg)
+        self.algorithm = RLTAlgorithm(rlt_cfg, device=resolve_device(device))
         self.learner = Learner(self.algorithm, self.replay,
                                None if self.out_dir is None else self.out_dir / "checkpoints",
                                actor_dir=None if self.out_dir is None else self.out_dir / "actor")
         self.learner.resume()
         self._load_episode_log()
-        if cfg.learner_mode == "async":
-            self.policy = self.algorithm.policy()  # an independent copy, refreshed from the weight queue
+        if cfg.learner_mode == "async" or self.algorithm.device.type != "cpu":
+            self.policy = self.algorithm.policy()  # a CPU copy, refreshed from the weight queue / the exports
         else:
             self.policy = ActorPolicy(rlt_cfg, self.algorithm.actor, self.algorithm.normalizer)
 
@@ -291,6 +292,8 @@ class Practice:
         weights reach the acting policy."""
         if record and self.cfg.learner_mode == "interleaved":
             self.learner.catch_up()
+            if self.algorithm.device.type != "cpu" and self.policy.version != self.algorithm.num_updates:
+                self.policy.update_from_export(*self.algorithm.export())  # the learner trains on another device
         if actor_drives and self.cfg.learner_mode == "async":
             self._refresh_async_policy()
 

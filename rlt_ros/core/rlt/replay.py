@@ -25,6 +25,7 @@ import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -68,7 +69,8 @@ class Transition:
 
 @dataclass
 class Batch:
-    """A sampled minibatch (torch float32 unless noted), un-normalised; B = batch size."""
+    """A sampled minibatch (torch float32 unless noted); B = batch size. Un-normalised as ``ReplayBuffer.sample``
+    returns it; ``TensorReplay.sample`` returns it normalised (``normalized``), on its device, with ``finite``."""
 
     token: torch.Tensor  # [B, T]
     proprio: torch.Tensor  # [B, P]
@@ -80,6 +82,11 @@ class Batch:
     next_proprio: torch.Tensor  # [B, P]
     next_reference: torch.Tensor  # [B, C, A]
     intervention: torch.Tensor  # [B] bool
+    normalized: bool = False  # token, proprio and the chunks are normalised already (by the learner's Normalizer)
+    finite: torch.Tensor | None = None  # 0-dim bool: every value finite (None: not checked yet)
+
+    FLOAT_FIELDS = ("token", "proprio", "reference", "action", "rewards", "done", "next_token", "next_proprio",
+                    "next_reference")
 
 
 def relabel_intervention(reference: np.ndarray, action: np.ndarray, human: np.ndarray) -> np.ndarray:
@@ -125,6 +132,8 @@ class ReplayBuffer:
         self._size = 0  # filled slots
         self._next = 0  # ring position of the next write
         self.total_added = 0  # transitions ever added (also those pushed out of the ring)
+        self.version = 0  # bumped by every change of the ring (a transition added, an episode's end applied)
+        self._slot_version = np.zeros(self.capacity, np.int64)  # the version that last changed each slot
         self.episodes_ended: dict[int, float] = {}  # episode id -> terminal reward
         self._unsynced = 0
         self._log = None
@@ -250,6 +259,8 @@ class ReplayBuffer:
 
     def _insert(self, rec) -> None:
         self._data[self._next] = rec
+        self.version += 1
+        self._slot_version[self._next] = self.version
         self._next = (self._next + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
         self.total_added += 1
@@ -295,6 +306,9 @@ class ReplayBuffer:
             self._data["rewards"][i, k] = reward
             self._data["done"][i] = 1
             self._data["steps"][i] = k + 1
+        if len(sel):
+            self.version += 1
+            self._slot_version[sel] = self.version
         return len(sel)
 
     # ---- reading ----------------------------------------------------------------------------------
@@ -313,13 +327,22 @@ class ReplayBuffer:
                 return self._data[: self._size].copy()
             return np.concatenate([self._data[self._next:], self._data[: self._next]])
 
+    def changes(self, since: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """(current version, slots changed after version ``since``, a copy of their records), for a mirror
+        that follows the ring (``TensorReplay``)."""
+        with self._lock:
+            if self.version == since:
+                return since, np.zeros(0, np.int64), self._data[:0].copy()
+            slots = np.flatnonzero(self._slot_version[: self._size] > since)
+            return self.version, slots, self._data[slots]
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         """A uniform minibatch (with replacement) as torch tensors."""
         with self._lock:
             if self._size == 0:
                 raise ReplayError("cannot sample from an empty replay buffer")
             rec = self._data[rng.integers(0, self._size, size=batch_size)]
-        f = lambda k: torch.from_numpy(np.ascontiguousarray(rec[k], np.float32))  # noqa: E731
+        f = lambda k: torch.from_numpy(np.array(rec[k], np.float32))  # noqa: E731
         return Batch(token=f("token"), proprio=f("proprio"), reference=f("reference"), action=f("action"),
                      rewards=f("rewards"), done=f("done"), next_token=f("next_token"),
                      next_proprio=f("next_proprio"), next_reference=f("next_reference"),
@@ -398,3 +421,73 @@ class ChunkRecorder:
             action=actions, rewards=rewards, done=done, next_token=next_token, next_proprio=next_proprio,
             next_reference=next_ref, intervention=intervention,
             source=SOURCE_HUMAN if intervention else w["source"], steps=steps)
+
+
+class TensorReplay:
+    """A replay buffer's ring mirrored as one float tensor on the learner's device, normalised once.
+
+    Each slot is one row: normalised token, proprio, ã, a, next token, next proprio, ã' (``normalize``, the
+    learner's Normalizer, applied when the row is copied in), then rewards, done and the intervention flag.
+    ``sample`` draws indices on the device and gathers rows (no host round trip, no per-update
+    normalisation); ``sync`` copies the slots the buffer changed since the last sync (new transitions, an
+    episode's terminal reward). The mirror grows with the buffer, up to its capacity.
+    """
+
+    NORMALISED = ("token", "proprio", "reference", "action", "next_token", "next_proprio", "next_reference")
+    RAW = ("rewards", "done", "intervention")
+
+    def __init__(self, replay: ReplayBuffer, normalize: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+                 device: torch.device | str = "cpu"):
+        self.replay = replay
+        self.normalize = normalize
+        self.device = torch.device(device)
+        t, p, c, a = (replay.dims[k] for k in ("token_dim", "proprio_dim", "chunk_size", "action_dim"))
+        widths = {"token": t, "proprio": p, "reference": c * a, "action": c * a, "next_token": t, "next_proprio": p,
+                  "next_reference": c * a, "rewards": c, "done": 1, "intervention": 1}
+        self.columns: dict[str, slice] = {}
+        off = 0
+        for name, w in widths.items():
+            self.columns[name] = slice(off, off + w)
+            off += w
+        self.width = off
+        self.shapes = {"reference": (c, a), "action": (c, a), "next_reference": (c, a)}
+        self.store = torch.zeros(0, self.width, device=self.device)
+        self.size = 0
+        self.version = 0
+
+    def _grow(self, slots_needed: int) -> None:
+        if slots_needed <= self.store.shape[0]:
+            return
+        rows = min(self.replay.capacity, max(1024, 2 * self.store.shape[0], slots_needed))
+        store = torch.zeros(rows, self.width, device=self.device)
+        store[: self.store.shape[0]] = self.store
+        self.store = store
+
+    def sync(self) -> int:
+        """Copy the buffer's changed slots in; returns how many."""
+        version, slots, rec = self.replay.changes(self.version)
+        if len(slots):
+            self._grow(int(slots.max()) + 1)
+            raw = {k: torch.from_numpy(np.array(rec[k], np.float32)).reshape(len(slots), -1)
+                   .to(self.device, non_blocking=True) for k in self.NORMALISED + self.RAW}
+            shaped = {k: v.reshape(len(slots), *self.shapes[k]) if k in self.shapes else v for k, v in raw.items()}
+            normed = self.normalize({k: shaped[k] for k in self.NORMALISED})
+            rows = torch.cat([normed[k].reshape(len(slots), -1) if k in normed else raw[k]
+                              for k in self.columns], dim=1)
+            self.store[torch.from_numpy(slots).to(self.device)] = rows
+        self.version = version
+        self.size = len(self.replay)
+        return len(slots)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """A uniform minibatch (with replacement) of normalised rows, on the mirror's device (call ``sync`` first)."""
+        if self.size == 0:
+            raise ReplayError("cannot sample from an empty replay buffer")
+        idx = torch.randint(0, self.size, (batch_size,), generator=generator, device=self.device)
+        rows = self.store.index_select(0, idx)
+        col = lambda k: rows[:, self.columns[k]].view(batch_size, *self.shapes.get(k, (-1,)))  # noqa: E731
+        return Batch(token=col("token"), proprio=col("proprio"), reference=col("reference"), action=col("action"),
+                     rewards=col("rewards"), done=col("done").view(batch_size), next_token=col("next_token"),
+                     next_proprio=col("next_proprio"), next_reference=col("next_reference"),
+                     intervention=col("intervention").view(batch_size) > 0.5, normalized=True,
+                     finite=torch.isfinite(rows).all())
