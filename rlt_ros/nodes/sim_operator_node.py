@@ -71,7 +71,7 @@ class SimOperatorNode(RltNode):
         timer = None
 
         def fire():
-            timer.cancel()
+            self.destroy_timer(timer)  # one-shot: a cancelled timer would stay in the executor's wait set
             future = self.buttons[button].call_async(Trigger.Request())
             future.add_done_callback(lambda f: self._answered(button, f))
 
