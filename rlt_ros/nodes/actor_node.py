@@ -15,7 +15,8 @@ disappears. ``actor.explore`` and ``actor.record`` may be changed with ``ros2 pa
 
 from __future__ import annotations
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+import threading
+
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
@@ -47,11 +48,15 @@ class ActorNode(RltNode):
         self.create_subscription(JointState, arm.joint_states_topic, self._on_joints, qos.SENSOR)
         self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
         self.create_subscription(JointTrajectory, "/rlt/teleop", self._on_teleop, qos.STREAM)
-        # weights are deserialized off the control thread
-        self.create_subscription(ActorWeights, "/rlt/actor_weights", self._on_weights, qos.LATCHED,
-                                 callback_group=MutuallyExclusiveCallbackGroup())
+        # weights are deserialized off the control thread: the callback keeps the newest message, a worker stages it
+        self.create_subscription(ActorWeights, "/rlt/actor_weights", self._on_weights, qos.LATCHED)
+        self._weights_slot: ActorWeights | None = None
+        self._weights_ready = threading.Event()
+        self._closing = threading.Event()
+        self._stager = threading.Thread(target=self._stage_weights, name="actor-weights", daemon=True)
+        self._stager.start()
         self.create_service(SetBool, "/rlt/actor/activate", self._on_activate)
-        self.create_timer(arm.dt, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(arm.dt, self._tick)
         self.create_timer(self.actor_config.report_every_s, self._report)
         self.get_logger().info(f"{arm.name}: {len(arm.joint_names)} joints at {arm.control_hz} Hz, chunk C = "
                                f"{self.rlt_config.chunk_size}, {'active' if self.control.active else 'inactive'}")
@@ -92,11 +97,24 @@ class ActorNode(RltNode):
         self._publish_transitions(finished)
 
     def _on_weights(self, msg):
-        try:
-            self.control.stage_weights(bytes(msg.safetensors), msg.config_json)
-            self.get_logger().info(f"actor weights v{msg.version} staged", throttle_duration_sec=10.0)
-        except ValueError as err:
-            self._reject("weights", err)
+        self._weights_slot = msg  # newest wins: a slower stager skips versions, never queues them
+        self._weights_ready.set()
+
+    def _stage_weights(self):
+        while not self._closing.is_set():
+            if not self._weights_ready.wait(0.5):
+                continue
+            self._weights_ready.clear()
+            msg = self._weights_slot
+            try:
+                self.control.stage_weights(bytes(msg.safetensors), msg.config_json)
+                self.get_logger().info(f"actor weights v{msg.version} staged", throttle_duration_sec=10.0)
+            except ValueError as err:
+                self._reject("weights", err)
+
+    def close(self):
+        self._closing.set()
+        self._stager.join(timeout=2.0)
 
     def on_config_changed(self, prefix, config):
         self.control.config = config  # read at every decision: the next chunk uses the new setting
@@ -133,7 +151,7 @@ class ActorNode(RltNode):
 
 
 def main(args=None):
-    run(ActorNode, args, threads=3)
+    run(ActorNode, args)
 
 
 if __name__ == "__main__":

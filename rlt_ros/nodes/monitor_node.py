@@ -69,7 +69,7 @@ class MonitorNode(RltNode):
 
 
 def main(args=None):
-    run(MonitorNode, args, threads=1)  # one thread: callbacks and the timer never overlap
+    run(MonitorNode, args)
 
 
 if __name__ == "__main__":

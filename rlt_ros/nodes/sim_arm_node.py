@@ -288,7 +288,7 @@ class SimArmNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run(SimArmNode, args, threads=1)
+    run(SimArmNode, args)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ class So101BridgeNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run(So101BridgeNode, args, threads=1)
+    run(So101BridgeNode, args)
 
 
 if __name__ == "__main__":

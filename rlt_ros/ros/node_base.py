@@ -16,7 +16,7 @@ import threading
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from rlt_ros.ros.parameters import ParameterError, declare_config, reject_unknown_parameters
@@ -89,11 +89,14 @@ def _shut_down_within(seconds: float) -> bool:
     return not rclpy.ok()
 
 
-def run(node_class, args=None, threads: int = 2) -> None:
-    """Create and spin ``node_class()``; exit code 1 when the node cannot start (configuration, hardware)."""
+def run(node_class, args=None) -> None:
+    """Create and spin ``node_class()`` on a single-threaded executor; exit code 1 when the node cannot start
+    (configuration, hardware). One thread: rclpy's MultiThreadedExecutor costs ~4x the CPU per message
+    (measured: 3.4 ms against 0.8 ms at 100 Hz), and a node's default callback group runs one callback at a
+    time anyway; slow work (a VLA forward, deserialising weights, training) runs in the node's own threads."""
     rclpy.init(args=args)
     node = None
-    executor = SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
+    executor = SingleThreadedExecutor()
     code = 0
     try:
         node = node_class()

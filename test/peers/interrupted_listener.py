@@ -37,4 +37,4 @@ class Listener(Node):
 
 
 if __name__ == "__main__":
-    node_base.run(Listener, threads=1)
+    node_base.run(Listener)
