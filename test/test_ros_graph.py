@@ -86,13 +86,17 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
         set_params = ros_node.create_client(SetParameters, "/actor/set_parameters")
         assert set_params.wait_for_service(timeout_sec=30)
 
-        def set_param(name, value):
-            future = set_params.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
-            wait_for(future.done, 10, ros_node.spin_once, f"/actor/set_parameters {name}")
+        def set_param(name, value, client=set_params):
+            future = client.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+            wait_for(future.done, 10, ros_node.spin_once, f"set_parameters {name}")
             return future.result().results[0]
         assert set_param("actor.explore", False).successful
         refused = set_param("actor.max_token_age_s", 5.0)
         assert not refused.successful and "read at start-up" in refused.reason and "actor.explore" in refused.reason
+        assert not set_param("use_sim_time", False).successful  # the actor would stop on the wall clock
+        sim_params = ros_node.create_client(SetParameters, "/sim_arm/set_parameters")
+        assert sim_params.wait_for_service(timeout_sec=30)
+        assert not set_param("driver.realtime_factor", 5.0, sim_params).successful  # the driver's too
 
         learner = procs.process("learner")
         os.kill(learner.pid, signal.SIGKILL)

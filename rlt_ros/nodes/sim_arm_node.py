@@ -41,7 +41,6 @@ from dataclasses import dataclass
 import numpy as np
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
@@ -55,8 +54,8 @@ from rlt_ros.core.sim.configuration_sim import SimConfig
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import (MessageError, header, image_to_msg, joint_state_to_msg, to_seconds,
                                      to_stamp, trajectory_from_msg)
-from rlt_ros.ros.node_base import run
-from rlt_ros.ros.parameters import ParameterError, declare_config, reject_unknown_parameters
+from rlt_ros.ros.node_base import RltNode, run
+from rlt_ros.ros.parameters import ParameterError
 
 # /clock as rclpy's TimeSource subscribes to it (depth 1); reliable so that best-effort and reliable
 # subscribers both receive it.
@@ -86,17 +85,14 @@ class SimArmDriverConfig:
             raise ValueError(f"driver.status_period_s must be >= 0, got {self.status_period_s}")
 
 
-class SimArmNode(Node):
+class SimArmNode(RltNode):
     CONFIGS = {"arm": ArmConfig, "sim": SimConfig, "driver": SimArmDriverConfig}  # prefix -> configuration
 
     def __init__(self):
-        super().__init__("sim_arm")
+        super().__init__("sim_arm")  # declares arm.*, sim.*, driver.*; refuses run-time changes of them
         from rlt_ros.core.sim.env import PegInsertionEnv
 
-        self.arm = declare_config(self, ArmConfig, "arm.")
-        self.sim_config = declare_config(self, SimConfig, "sim.")
-        self.driver = declare_config(self, SimArmDriverConfig, "driver.")
-        reject_unknown_parameters(self)
+        self.arm, self.driver = self.arm_config, self.driver_config
         self._check_consistency()
 
         self.env = PegInsertionEnv(self.sim_config)

@@ -42,8 +42,8 @@ class RltNode(Node):
 
         updates: dict[str, dict] = {}
         for p in params:
-            if p.name == "use_sim_time":
-                continue
+            if p.name == "use_sim_time" and p.value == self.get_parameter("use_sim_time").value:
+                continue  # rclpy sets it at start-up; switching clocks while running would stop the node
             if p.name not in self.RUNTIME:
                 changeable = f"; changeable while running: {', '.join(self.RUNTIME)}" if self.RUNTIME else ""
                 return SetParametersResult(successful=False, reason=f"{p.name} is read at start-up: restart "
