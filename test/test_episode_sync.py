@@ -41,7 +41,7 @@ def test_stats_and_tracker_follow_events():
     assert [r.success for r in stats.history] == [False, True]
     assert stats.median_critical_s() == pytest.approx(1.5)
     assert tracker.phase == Phase.IDLE and tracker.episode_id == 2
-    assert not tracker.apply(events[0])  # an old episode's event is ignored
+    assert not tracker.apply(events[1])  # an old episode's event is ignored (a START would begin a new one)
 
 
 def test_sync_matches_within_skew_and_reports_stale():
@@ -98,3 +98,18 @@ def test_demo_summary_blocks_fold_a_short_tail():
     assert blocks(list(range(24)), 10) == [list(range(10)), list(range(10, 24))]  # 4 < 5: joins
     assert blocks(list(range(25)), 10) == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
     assert blocks(list(range(3)), 10) == [[0, 1, 2]] and blocks([], 10) == []
+
+
+def test_a_restarted_reward_node_is_followed():
+    """A reward node that restarts numbers episodes from 1 again: its START begins a new episode for the
+    followers (actor, vla, learner) instead of being ignored as older; other events of older ids still are."""
+    from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType
+
+    tracker = PhaseTracker()
+    for eid, kind in ((8, EventType.START), (8, EventType.HANDOVER)):
+        assert tracker.apply(EpisodeEventPacket(1.0, eid, kind, EventSource.SYSTEM))
+    assert not tracker.apply(EpisodeEventPacket(2.0, 3, EventType.HANDOVER, EventSource.SYSTEM))  # stale
+    assert tracker.apply(EpisodeEventPacket(3.0, 1, EventType.START, EventSource.SYSTEM))  # the restarted node
+    assert (tracker.episode_id, tracker.phase.name) == (1, "VLA")
+    assert tracker.apply(EpisodeEventPacket(4.0, 1, EventType.HANDOVER, EventSource.HUMAN))
+    assert tracker.phase.name == "RL"

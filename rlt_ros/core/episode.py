@@ -138,8 +138,10 @@ class PhaseTracker:
         self.phase = Phase.IDLE
 
     def apply(self, event: EpisodeEventPacket) -> bool:
-        """Update from an event; False (ignored) for an event of an older episode than the current one."""
-        if event.episode_id < self.episode_id:
+        """Update from an event; False (ignored) for an event of an older episode than the current one. A
+        START always begins a new episode, whatever its id: a restarted reward node numbers from 1 again, and
+        an id from a forged or stale START must not wedge the followers on an episode that never ends."""
+        if event.episode_id < self.episode_id and event.type != EventType.START:
             return False
         if event.type == EventType.RESET and event.episode_id == self.episode_id and self.phase != Phase.IDLE:
             return False  # a late RESET of this episode's predecessor
