@@ -27,11 +27,10 @@ class RLTConfig(ConfigMixin):
     # fields measured not to help and removed: name -> (the value that means today's behaviour, what replaced it)
     REMOVED_FIELDS: ClassVar[dict] = {
         "noise_correlation": (0.0, "i.i.d. exploration noise (correlated noise did not help)"),
-        "shared_action_std": (False, "a per-joint action scale with the relative floor action_std_floor"),
+        "shared_action_std": (False, "a per-joint action scale (floored at action_min_std)"),
         "actor_ema": (0.0, "the latest actor acts (an averaged actor did not help)"),
         "dropout_keeps_anchor": (True, "reference dropout always hides ã from the MLP only (mu = ã + MLP(x, 0))"),
         "reference_follows_progress": (True, "ã always follows the arm's progress along the VLA's plan"),
-        "action_min_std": (1e-3, "action_std_floor, a floor relative to the median joint (unit-free)"),
     }
 
     # ---- dimensions (must match the token encoder, the arm and the VLA) -----------------------------
@@ -51,7 +50,7 @@ class RLTConfig(ConfigMixin):
     target_noise_clip: float = 0.2  # TD3 target-policy smoothing: clip of the sigma noise on a' [normalised units]
     ref_dropout: float = 0.5  # fraction of TRAINING samples whose actor input ã is zeroed (never at inference)
     use_reference: bool = True  # False: the actor never sees ã (the no_ref ablation); the beta term still uses it
-    action_std_floor: float = 0.5  # each joint's normalising action std (which scales sigma and beta) is at least this fraction of the median joint's
+    action_min_std: float = 1e-3  # floor of each joint's normalising action std [the arm's action unit]: guards a joint that never moves
     # ---- losses -------------------------------------------------------------------------------------
     beta: float = 0.07  # weight of || a - ã ||^2 (sum over the chunk, normalised units) in the actor loss
     return_min: float = 0.0  # TD targets are clipped to [return_min, return_max]: with the paper's binary
@@ -92,7 +91,7 @@ class RLTConfig(ConfigMixin):
         if self.return_max <= self.return_min:
             raise ValueError(f"RLTConfig: return_max {self.return_max} must be > return_min {self.return_min}")
         check_float(self, "tau", 0.0, 1.0, lo_open=True)
-        check_float(self, "action_std_floor", 0.0, 1.0)
+        check_float(self, "action_min_std", 0.0, None, lo_open=True)
         check_float(self, "actor_lr", 0.0, None, lo_open=True)
         check_float(self, "critic_lr", 0.0, None, lo_open=True)
         check_float(self, "grad_clip", 0.0, None, lo_open=True)
@@ -115,5 +114,5 @@ class RLTConfig(ConfigMixin):
         """The fields a checkpoint's networks (and the normaliser fitted for them) depend on (a mismatch on
         resume is an error: a resumed normaliser is never refitted, so a changed action scale would be ignored)."""
         keys = ("chunk_size", "action_dim", "token_dim", "proprio_dim", "actor_hidden", "critic_hidden",
-                "critic_layer_norm", "num_critics", "residual_actor", "use_reference", "action_std_floor")
+                "critic_layer_norm", "num_critics", "residual_actor", "use_reference", "action_min_std")
         return {k: self.to_dict()[k] for k in keys}

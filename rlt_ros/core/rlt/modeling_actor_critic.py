@@ -45,20 +45,17 @@ class Normalizer(nn.Module):
     """Per-dimension mean/std of tokens, proprioception and actions (joint targets), stored as buffers.
 
     ``fit`` is called once on the warm-up data; until then the identity is used. Stds are floored at
-    ``state_min_std`` (token, proprio) and ``action_std_floor`` x the median joint's std (actions: unit-free,
-    so a joint the few warm-up episodes barely moved, e.g. the base joint when their sockets happened to lie
-    close together, still gets a scale like its neighbours'), and normalised state values are clipped to
-    +-``state_clip``: in the VLA's warm-up data some inputs barely move (the base joint's velocity, parts of
-    the end-effector quaternion: std ~1e-4), and without a floor and a clip the first actor that moves them
-    feeds the networks values in the hundreds, which made the actor's residual explode (the plug driven
+    ``state_min_std`` (token, proprio) and ``action_min_std`` (per joint), and normalised state values are
+    clipped to +-``state_clip``: in the VLA's warm-up data some inputs barely move (the base joint's velocity,
+    parts of the end-effector quaternion: std ~1e-4), and without a floor and a clip the first actor that moves
+    them feeds the networks values in the hundreds, which made the actor's residual explode (the plug driven
     10-30 mm off the socket in the simulated benchmark).
     """
 
     def __init__(self, token_dim: int, proprio_dim: int, action_dim: int, state_min_std: float = 1e-2,
-                 action_std_floor: float = 0.5, state_clip: float = 5.0):
+                 action_min_std: float = 1e-3, state_clip: float = 5.0):
         super().__init__()
-        self.min_std = {"token": state_min_std, "proprio": state_min_std, "action": 1e-6}
-        self.action_std_floor = action_std_floor  # a joint's action std is at least this x the median joint's
+        self.min_std = {"token": state_min_std, "proprio": state_min_std, "action": action_min_std}
         self.state_clip = state_clip
         for name, dim in (("token", token_dim), ("proprio", proprio_dim), ("action", action_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
@@ -73,8 +70,6 @@ class Normalizer(nn.Module):
                 raise ValueError(f"Normalizer.fit: no {name} data")
             getattr(self, f"{name}_mean").copy_(torch.from_numpy(data.mean(0)).float())
             std = np.maximum(data.std(0), self.min_std[name])
-            if name == "action":  # unit-free floor: a joint the warm-up barely moved keeps a usable scale
-                std = np.maximum(std, self.action_std_floor * np.median(std))
             getattr(self, f"{name}_std").copy_(torch.from_numpy(std).float())
         self.fitted.fill_(True)
 
