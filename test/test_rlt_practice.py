@@ -201,8 +201,8 @@ class _LineVLA:
 
 def test_stored_reference_is_in_step_with_the_executed_rows(tmp_path):
     """Every stored window's ã (and ã') starts one plan row past the last row the arm executed, also between
-    the actor's decisions, with an actor that runs ahead of the VLA; a critical phase that times out is
-    stored as a truncation (no terminal row)."""
+    the actor's decisions, with an actor that runs ahead of the VLA; a critical phase that outlasts the
+    operator's patience ends with its failure press: one terminal row, reward 0."""
     env, vla = FakeReachEnv(), _LineVLA()
     cfg = PracticeConfig(episodes=1, critical_timeout_s=2.0, state_source="pooled")  # plans followed 30 rows
     p = Practice(env, vla, StateReader("pooled", embed_dim=8), small_rlt(warmup_transitions=10**6), cfg,
@@ -217,7 +217,8 @@ def test_stored_reference_is_in_step_with_the_executed_rows(tmp_path):
     res = p.run_episode(0, "rl", seed=0, start="pre_critical")
     data = p.replay.arrays()
     assert not res.success and len(data) == res.transitions > 30
-    assert not data["done"].any()  # a timeout is a truncation
+    done = np.flatnonzero(data["done"])  # the failure press closes the windows still open, terminal, reward 0
+    assert len(done) and list(done) == list(range(len(data) - len(done), len(data))) and not data["rewards"].any()
     executed = {}  # control step -> executed row
     for rec in data:
         for i in range(int(rec["steps"])):
@@ -324,3 +325,16 @@ def test_practice_learner_device():
         with pytest.raises(ValueError, match="cpu"):
             Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(),
                      PracticeConfig(state_source="pooled"), progress=False, device="cuda")
+
+
+def test_an_episode_nobody_marked_is_a_truncation(tmp_path):
+    """An episode that runs out of simulated time before the operator's patience does ends as TIMEOUT: its
+    transitions bootstrap (no terminal row), where the operator's failure press is terminal."""
+    env, vla = FakeReachEnv(max_steps=20), FakeVLA()  # 0.4 s: too short to reach the target
+    cfg = PracticeConfig(episodes=1, critical_timeout_s=60.0, state_source="pooled")
+    p = Practice(env, vla, StateReader("pooled", embed_dim=8), small_rlt(warmup_transitions=10**6), cfg,
+                 out_dir=tmp_path, progress=False)
+    res = p.run_episode(0, "warmup", seed=0, start="pre_critical")
+    data = p.replay.arrays()
+    assert not res.success and len(data) == res.transitions > 2
+    assert not data["done"].any() and not data["rewards"].any()

@@ -4,8 +4,8 @@ Starts the demo graph of arm=sim (rlt_ros.graph: sim_arm, observation, vla, acto
 monitor, plus sim_operator, which hands over to the RL actor near the socket and presses "success"
 through the same services a person would use). The demo graph's episodes start just above the
 socket, as the paper's practice curriculum does (``--start home``: the full task, the VLA's approach
-first), and its operator holds the insertion to a 7 s cycle time: it marks failure when the critical
-phase runs longer (``episode.critical_timeout_s``, ``--critical-timeout``). Besides the success rate the
+first), and its operator holds the insertion to a 7 s cycle time: it presses failure when the critical
+phase runs longer (sim_operator's ``operator.critical_timeout_s``, ``--critical-timeout``). Besides the success rate the
 summary counts the insertions done within a tighter budget (``--budget``, default about the base
 policy's median in the graph). Shows live progress (episode, phase, success rate, critical-phase time,
 learner updates and the UTD ratio they achieve).
@@ -53,9 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "was at most this long (default: about the base policy's median in the graph, "
                              + ", ".join(f"{v:g} s from {k}" for k, v in BUDGET_S.items()) + ")")
     parser.add_argument("--critical-timeout", type=float, default=None,
-                        help="the operator marks failure when the critical phase lasts longer, s "
-                             f"(episode.critical_timeout_s, 0 = never; default: the demo graph's cycle time, "
-                             f"{KIND_OVERRIDES['demo']['*']['episode.critical_timeout_s']:g}; config/rlt.yaml has 15)")
+                        help="the operator presses failure when the critical phase lasts longer, s "
+                             "(sim_operator's operator.critical_timeout_s, 0 = never; default: the demo graph's cycle "
+                             f"time, {KIND_OVERRIDES['demo']['sim_operator']['operator.critical_timeout_s']:g})")
     parser.add_argument("--start", choices=tuple(BUDGET_S), default=None,
                         help="where each episode starts: just above the socket (the demo graph's default) or at home, "
                              "the full task (the VLA's approach first; longer episodes)")
@@ -207,14 +207,11 @@ def set_exploration(node, enabled: bool, timeout_s: float = 10.0) -> str:
 
 def graph_overrides(args: argparse.Namespace, out: Path) -> dict[str, dict]:
     """node name -> {parameter: value} of the demo's command-line options, applied over the demo graph."""
-    from rlt_ros.commands.info import readers_of
-
     overrides = {"learner": {"learner.output_dir": str(out / "learner")}, "sim_arm": {}}
     if args.start is not None:
         overrides["sim_arm"]["sim.start"] = args.start
     if args.critical_timeout is not None:
-        for name in readers_of("episode"):
-            overrides.setdefault(name, {})["episode.critical_timeout_s"] = float(args.critical_timeout)
+        overrides["sim_operator"] = {"operator.critical_timeout_s": float(args.critical_timeout)}
     if args.realtime_factor is not None:
         overrides["sim_arm"]["driver.realtime_factor"] = float(args.realtime_factor)
     return overrides

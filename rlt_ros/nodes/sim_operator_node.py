@@ -1,10 +1,13 @@
 """sim_operator_node: a simulated human operator for practice on the simulated arm (`rlt demo`).
 
 It does what a person at the robot does, through the same services: when the plug reaches the
-socket (the simulator's critical-phase flag) it hands control to the RL actor (/rlt/start_rl), and
-when the plug is fully inserted (ground-truth success) it presses "success" (/rlt/mark_success),
-after a human-like reaction delay. Failures are left to the episode timeout, as with a person who
-waits for the attempt to run out. It reads only simulator ground truth, never the learner.
+socket (the simulator's critical-phase flag) it hands control to the RL actor (/rlt/start_rl), when
+the plug is fully inserted (ground-truth success) it presses "success" (/rlt/mark_success), and when
+the critical phase has lasted longer than it is willing to wait (``operator.critical_timeout_s``, the
+cycle time it holds the insertion to) it presses "failure" (/rlt/mark_failure), each after a
+human-like reaction delay. A failure press is terminal for the learner (reward 0, no bootstrap); an
+episode nobody marks ends at the reward node's timeout, a truncation. It reads only simulator ground
+truth, never the learner.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from rlt_ros.core.episode import PhaseTracker
-from rlt_ros.core.interfaces import Phase
+from rlt_ros.core.interfaces import EventType, Phase
 from rlt_ros.msg import EpisodeEvent
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import MessageError, event_from_msg
@@ -28,10 +31,11 @@ class OperatorConfig:
     critical_topic: str = "/sim_arm/in_critical_phase"  # std_msgs/Bool: the plug is near the socket (ground truth)
     reaction_delay_s: float = 0.1  # delay between seeing something and pressing the button [s]
     handover: bool = True  # hand over to the RL actor at the critical phase (false: the VLA does it all)
+    critical_timeout_s: float = 0.0  # press failure when the critical phase lasts longer [s] (0 = never: the reward node's timeout ends it)
 
     def __post_init__(self):
-        if self.reaction_delay_s < 0:
-            raise ValueError("operator.reaction_delay_s must be >= 0")
+        if self.reaction_delay_s < 0 or self.critical_timeout_s < 0:
+            raise ValueError("operator.reaction_delay_s and operator.critical_timeout_s must be >= 0")
 
 
 class SimOperatorNode(RltNode):
@@ -43,16 +47,33 @@ class SimOperatorNode(RltNode):
             raise ValueError("sim_operator needs arm.success_topic (ground-truth success of the simulator)")
         self.tracker = PhaseTracker()
         self._pending: set[str] = set()
-        self.buttons = {name: self.create_client(Trigger, f"/rlt/{name}") for name in ("start_rl", "mark_success")}
+        self._handover_at: float | None = None  # stamp of the running episode's handover [s, ROS time]
+        self.buttons = {name: self.create_client(Trigger, f"/rlt/{name}")
+                        for name in ("start_rl", "mark_success", "mark_failure")}
         self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
         self.create_subscription(Bool, self.arm_config.success_topic, self._on_success, qos.LATCHED)
         self.create_subscription(Bool, self.operator_config.critical_topic, self._on_critical, qos.STREAM)
+        if self.operator_config.critical_timeout_s > 0:
+            self.create_timer(0.05, self._check_patience)
 
     def _on_event(self, msg):
         try:
-            self.tracker.apply(event_from_msg(msg))
+            event = event_from_msg(msg)
         except MessageError as err:
             self.get_logger().warning(f"rejected event: {err}")
+            return
+        if self.tracker.apply(event):
+            if event.type == EventType.HANDOVER:
+                self._handover_at = event.stamp
+            elif event.type in (EventType.START, EventType.RESET) or event.type.terminal:
+                self._handover_at = None
+
+    def _check_patience(self):
+        """Press failure once the critical phase has lasted longer than the operator waits."""
+        now = self.get_clock().now().nanoseconds * 1e-9
+        if (self._handover_at is not None and self.tracker.phase in (Phase.RL, Phase.INTERVENTION)
+                and now - self._handover_at > self.operator_config.critical_timeout_s):
+            self._press("mark_failure")
 
     def _on_critical(self, msg: Bool):
         if msg.data and self.operator_config.handover and self.tracker.phase == Phase.VLA:

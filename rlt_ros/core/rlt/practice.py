@@ -10,9 +10,9 @@ a robot) one tick per control step and plays the operator's part with episode ev
 3. critical phase: every C steps a chunk from the RL actor (refining ã, with its fixed-sigma noise) or,
    during warm-up / for the base arm, ã itself; the VLA is queried whenever the collector reads a token
    (a decision, or every ``stride`` steps while recording);
-4. the operator marks SUCCESS (+1, from the simulator's ground truth); a critical phase longer than
-   ``critical_timeout_s`` or an episode out of time ends as TIMEOUT (a truncation: bootstrapped, not a
-   terminal 0); with ``intervene_after_s`` the operator also takes over (INTERVENTION_START) an RL
+4. the operator marks SUCCESS (+1, from the simulator's ground truth), or FAILURE (0, terminal) when the
+   critical phase lasts longer than it waits (``critical_timeout_s``); an episode out of simulated time
+   that nobody marked ends as TIMEOUT (a truncation: bootstrapped, not a terminal 0); with ``intervene_after_s`` the operator also takes over (INTERVENTION_START) an RL
    episode still running after that long and teleoperates it to its end (``operator``: reset(obs) at the
    takeover, then act(obs) -> action every step), stored as human actions (ã <- a_human);
 5. only critical-phase transitions are stored (one every ``stride`` steps); the learner spends its UTD
@@ -269,10 +269,16 @@ class Practice:
             crit_s = None if handover is None else (k - handover) * self.dt
             if terminated or truncated or (crit_s is not None and crit_s >= self.cfg.critical_timeout_s - 1e-9):
                 break
-        success = bool(info.get("success", False))
-        # the operator marks success; a critical phase or episode that ran out of time is a truncation
-        end = EventType.SUCCESS if success else EventType.TIMEOUT
-        stored += self._store(self._event(ctl, episode, k, end, EventSource.HUMAN if success else EventSource.TIMEOUT))
+        # the operator marks success, or failure once the critical phase outlasts its patience (terminal:
+        # reward 0, no bootstrap); an episode out of time that nobody marked is a TIMEOUT (a truncation)
+        if info.get("success", False):
+            end, source = EventType.SUCCESS, EventSource.HUMAN
+        elif crit_s is not None and crit_s >= self.cfg.critical_timeout_s - 1e-9:
+            end, source = EventType.FAILURE, EventSource.HUMAN
+        else:
+            end, source = EventType.TIMEOUT, EventSource.TIMEOUT
+        stored += self._store(self._event(ctl, episode, k, end, source))
+        success = end == EventType.SUCCESS
         if record:
             self.replay.sync()
             if self.cfg.learner_mode == "interleaved":
