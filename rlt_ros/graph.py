@@ -12,7 +12,7 @@ Graphs (the arm's driver first):
 - ``train``: arm driver, observation, vla, actor, learner, reward, monitor (RViz markers)
 - ``eval``:  the same without the learner; the actor runs its frozen policy (``KIND_OVERRIDES``)
 - ``demo``:  train on the simulated arm plus ``sim_operator``, a simulated person pressing the buttons;
-             episodes start just above the socket, with a 7 s cycle time (``KIND_OVERRIDES``)
+             episodes start just above the socket, with a 6 s cycle time (``KIND_OVERRIDES``)
 
 The arm driver is ``sim_arm`` (arm=sim, the simulated arm behaving like a ros2_control driver) or
 ``so101_bridge`` (arm=so101, LeRobot's SO-101 follower). For ur and franka the user launches the
@@ -43,11 +43,11 @@ KIND_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "eval": {"actor": {"actor.explore": False}},  # the frozen policy, without exploration noise
     # the demo: every episode starts just above the socket (the paper's practice curriculum starts there; the
     # VLA still drives the last approach; `rlt demo --start home` for the full task), nobody is there to
-    # activate the actor, and the simulated operator holds the insertion to a 7 s cycle time: it presses
-    # failure on one not done 7 s after the handover (the base VLA's median is ~6.2 s, so it fails about
-    # half the time). A warm-up of 1000 transitions, plus the learner's catch-up on them (its first weights
+    # activate the actor, and the simulated operator holds the insertion to a 6 s cycle time: it presses
+    # failure on one not done 6 s after the handover (the base VLA's median in the graph is 5.9-6.3 s, so
+    # it fails about half the time; at 7 s it failed 9-30%, depending on the machine's spare CPU). A warm-up of 1000 transitions, plus the learner's catch-up on them (its first weights
     # wait for it), gives the summary's base-policy row ~20 episodes.
-    "demo": {"sim_arm": {"sim.start": "pre_critical"}, "sim_operator": {"operator.critical_timeout_s": 7.0},
+    "demo": {"sim_arm": {"sim.start": "pre_critical"}, "sim_operator": {"operator.critical_timeout_s": 6.0},
              "actor": {"actor.autostart": True}, "learner": {"rlt.warmup_transitions": 1000}},
 }
 

@@ -113,7 +113,7 @@ def test_graph_parameters_and_overrides():
     assert "actor.explore" not in real["actor"].overrides
     demo = {s.name: s for s in graph.graph("demo", "sim")}
     assert demo["sim_arm"].overrides["sim.start"] == "pre_critical" and demo["actor"].overrides["actor.autostart"]
-    assert demo["sim_operator"].overrides["operator.critical_timeout_s"] == 7.0  # the operator's cycle time
+    assert demo["sim_operator"].overrides["operator.critical_timeout_s"] == 6.0  # the operator's cycle time
     assert not any("episode.critical_timeout_s" in spec.overrides for spec in demo.values())  # the 15 s safety net
     assert demo["learner"].overrides["rlt.warmup_transitions"] == 1000
     assert "sim.start" not in {s.name: s for s in graph.graph("train", "sim")}["sim_arm"].overrides
@@ -131,7 +131,7 @@ def test_demo_options_reach_the_graph(tmp_path):
     plain = {s.name: s for s in graph.graph("demo", "sim", demo.graph_overrides(defaults, tmp_path))}
     assert plain["sim_arm"].overrides["sim.start"] == demo.demo_start(defaults) == "pre_critical"  # the graph's
     assert plain["learner"].overrides["learner.output_dir"] == str(tmp_path / "learner")
-    assert plain["sim_operator"].overrides["operator.critical_timeout_s"] == 7.0
+    assert plain["sim_operator"].overrides["operator.critical_timeout_s"] == 6.0
     args = parser.parse_args(["--start", "home", "--critical-timeout", "15", "--realtime-factor", "0.5"])
     specs = {s.name: s for s in graph.graph("demo", "sim", demo.graph_overrides(args, tmp_path))}
     assert specs["sim_arm"].overrides["sim.start"] == demo.demo_start(args) == "home"
