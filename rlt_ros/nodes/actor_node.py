@@ -6,7 +6,8 @@ until the learner's first weights arrive = the VLA warm-up). A human interventio
 /rlt/teleop) overrides both. Every command is clamped to the arm's position and velocity limits
 (config/arms/<arm>.yaml) and sent as trajectory_msgs/JointTrajectory to the arm driver. The node does
 nothing until activated (/rlt/actor/activate, or actor.autostart) and holds position when the RL
-token or the joint states go stale. Each chunk starts at the row of the present moment (rows older than
+token or the joint states go stale. Commands are clamped from the commanded path, not from /joint_states;
+measured positions that stay far from it hold the arm and deactivate the node (core.control). Each chunk starts at the row of the present moment (rows older than
 the token's observation age are dropped). Counters (chunks, holds, clamps, dropped rows) are logged.
 Critical-phase transitions go to the learner on /rlt/transitions; new actor weights from
 /rlt/actor_weights are swapped in between chunks, and the last weights stay in use if the learner
@@ -120,7 +121,9 @@ class ActorNode(RltNode):
         self.control.config = config  # read at every decision: the next chunk uses the new setting
 
     def _on_activate(self, request, response):
-        self.control.active = bool(request.data)
+        step = self.control.set_active(bool(request.data), self.now())  # deactivating holds at the commanded point
+        if step.command is not None:
+            self._send(step.command)
         response.success, response.message = True, "active" if request.data else "inactive (holding)"
         self.get_logger().info(response.message)
         return response
@@ -131,7 +134,9 @@ class ActorNode(RltNode):
         if step.command is not None:
             self._send(step.command)
         self._publish_transitions(step.transitions)
-        if step.warning:
+        if step.warning and not self.control.active:  # deactivated by a divergence: said once, as an error
+            self.get_logger().error(step.warning)
+        elif step.warning:
             self.get_logger().warning(step.warning, throttle_duration_sec=2.0)
 
     def _report(self):
