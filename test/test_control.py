@@ -447,7 +447,7 @@ def test_two_publishers_on_the_joint_states_hold_off_the_first_command():
         c.set_joint_state(q, i * DT, i * DT)
     c.set_token(token(2 * DT, m.episode_id), 2 * DT)
     step = c.tick(2 * DT)
-    assert step.command is None and "disagree" in step.warning and c.counters["unsettled_joint_states"] == 1
+    assert step.command is None and "agree with one another" in step.warning and c.counters["unsettled_joint_states"] == 1
     for i in range(3, 10):  # only the driver from now on: after divergence_ticks steps the samples agree
         c.set_joint_state(np.zeros(3), i * DT, i * DT)
     c.set_token(token(9 * DT, m.episode_id), 9 * DT)
@@ -471,3 +471,16 @@ def test_deactivating_holds_and_a_clock_jump_back_reanchors():
     c.set_token(token(0.0, m.episode_id, ref_value=0.5), 0.0)
     first = c.tick(0.0).command
     np.testing.assert_allclose(first.positions, 0.5)
+
+
+def test_the_first_command_of_an_episode_waits_for_joint_states_after_its_start():
+    """The arm is reset just before a START: a joint state from before it (where the last episode left the
+    arm) is no anchor, even while it is fresh; the first command starts from the first one after it."""
+    c, m = make(), EpisodeManager()
+    c.set_joint_state(np.full(3, 0.6), 0.98, 0.98)  # before the reset
+    c.on_event(m.start(1.0))
+    c.set_token(token(1.0, m.episode_id), 1.0)
+    assert c.tick(1.0).command is None
+    c.set_joint_state(np.zeros(3), 1.01, 1.02)  # the reset arm
+    c.set_token(token(1.02, m.episode_id), 1.02)
+    assert _max_step_from(np.zeros(3), c.tick(1.02).command) <= 1.0 + 1e-9

@@ -247,8 +247,8 @@ class ChunkController:
         if self._path is None and self._settled(now) is None:
             self._plan = None
             self.counters["unsettled_joint_states"] += 1
-            return Step(warning="the recent joint states disagree with one another (another publisher on the joint "
-                                "states topic?): sending nothing until they agree")
+            return Step(warning="waiting for joint states stamped after the episode's START that agree with one "
+                                "another (if this lasts: another publisher on the joint states topic?): sending nothing")
         if self._diverged(now):
             return self._stop_diverged(now)
         token = self._token
@@ -341,13 +341,15 @@ class ChunkController:
         return int(np.clip(np.floor((t - self._path_t0) / self.arm.dt + 1e-6), 0, len(self._path) - 1))
 
     def _settled(self, now: float) -> np.ndarray | None:
-        """The newest measured position when the samples of the last ``divergence_ticks`` steps agree within
-        ``max_divergence_rad`` (two publishers on the joint states topic disagree); None otherwise."""
+        """The newest measured position when the samples of the last ``divergence_ticks`` steps, and since the
+        episode's START (the arm was reset just before it), agree within ``max_divergence_rad`` (two publishers
+        on the joint states topic disagree); None otherwise."""
         c = self.config
-        recent = [q for stamp, q in self._measured
-                  if now - c.divergence_ticks * self.arm.dt <= stamp <= now + c.max_joint_state_age_s]
+        start = self._episode_start if self._episode_start <= now else -np.inf  # (a clock that jumped back: no start)
+        since = max(now - c.divergence_ticks * self.arm.dt, start)
+        recent = [q for stamp, q in self._measured if since <= stamp <= now + c.max_joint_state_age_s]
         if not recent:
-            return self._q
+            return None
         spread = np.max(np.max(recent, axis=0) - np.min(recent, axis=0))
         return recent[-1] if spread <= c.max_divergence_rad else None
 

@@ -59,6 +59,7 @@ class OutcomeGate:
         if kind == EventType.RESET:
             return self._close(episode)
         if kind == EventType.START:
+            self._closed.pop(episode, None)  # an id used again (a reward node from before unique ids) starts afresh
             return [t for other in list({*self._held, *self._outcomes} - {episode}) for t in self._close(other)]
         return []
 
