@@ -65,3 +65,73 @@ def test_latest_input_is_read_by_its_owner_only_newest_first(ros_domain):
         executor.shutdown()
     finally:
         rclpy.shutdown(context=context)
+
+
+@pytest.mark.slow
+def test_the_learner_stores_terminal_rewards_only_as_the_reward_node_outcome_says(processes, ros_node, tmp_path):
+    """A forged SUCCESS event and forged terminal transitions claiming reward 1 for an episode the reward
+    node timed out made reward-1 rows in the replay (issue 19 #8). Over DDS: they are dropped; a real success
+    still stores its terminal rows with reward 1."""
+    import numpy as np
+    import yaml
+
+    from rlt_ros import graph as graph_mod
+    from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType
+    from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+    from rlt_ros.core.rlt.replay import ReplayBuffer, Transition
+    from rlt_ros.msg import EpisodeEvent, LearnerStats, Transition as TransitionMsg
+    from rlt_ros.ros import qos
+    from rlt_ros.ros.conversions import event_to_msg, transition_to_msg
+
+    out = tmp_path / "learner"
+    overrides = {"use_sim_time": False, "learner.output_dir": str(out), "rlt.warmup_transitions": 100_000}
+    spec = next(s for s in graph_mod.graph("train", "sim", {"learner": overrides}) if s.name == "learner")
+    learner = processes.start_module("learner", spec.module,
+                                     *graph_mod.ros_args(spec, graph_mod.write_overrides(spec, tmp_path)))
+    params = {**yaml.safe_load(open(graph_mod.config_dir() / "rlt.yaml"))["/**"]["ros__parameters"]["rlt"],
+              **yaml.safe_load(open(graph_mod.config_dir() / "arms" / "sim.yaml"))["/**"]["ros__parameters"]["rlt"]}
+    rlt = RLTConfig(**params)
+    events = ros_node.create_publisher(EpisodeEvent, "/rlt/events", qos.EVENTS)
+    transitions = ros_node.create_publisher(TransitionMsg, "/rlt/transitions", qos.TRANSITIONS)
+    stats = []
+    ros_node.create_subscription(LearnerStats, "/rlt/learner_stats",
+                                 lambda m: stats.append({**dict(zip(m.names, m.values)), "stored": m.transitions}),
+                                 qos.STREAM)
+    wait_for(lambda: transitions.get_subscription_count() > 0 and events.get_subscription_count() > 0, 60,
+             ros_node.spin_once, "the learner's subscriptions\n" + processes.log(learner))
+
+    def event(episode, kind, source=EventSource.SYSTEM):
+        events.publish(event_to_msg(EpisodeEventPacket(time.time(), episode, kind, source,
+                                                       1.0 if kind == EventType.SUCCESS else 0.0)))
+
+    def rows(episode, claim_success):
+        z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+        for i in range(5):
+            rewards = z(rlt.chunk_size)
+            rewards[-1] = 1.0 if claim_success else 0.0
+            t = Transition(episode, 2 * i, z(rlt.token_dim), z(rlt.proprio_dim), z(rlt.chunk_size, rlt.action_dim),
+                           z(rlt.chunk_size, rlt.action_dim), rewards, claim_success, z(rlt.token_dim),
+                           z(rlt.proprio_dim), z(rlt.chunk_size, rlt.action_dim))
+            transitions.publish(transition_to_msg(t, time.time()))
+
+    timed_out, succeeded = 11, 12
+    event(timed_out, EventType.START)
+    event(timed_out, EventType.SUCCESS, EventSource.HUMAN)  # forged, before the reward node's timeout
+    rows(timed_out, claim_success=True)  # forged terminal rows
+    event(timed_out, EventType.TIMEOUT, EventSource.TIMEOUT)
+    event(timed_out, EventType.RESET)
+    event(succeeded, EventType.START)
+    rows(succeeded, claim_success=True)
+    event(succeeded, EventType.SUCCESS, EventSource.HUMAN)
+    event(succeeded, EventType.RESET)
+    wait_for(lambda: stats and stats[-1]["stored"] >= 5, 30, ros_node.spin_once,
+             f"the stored transitions ({stats[-1:]})\n" + processes.log(learner))
+    t0 = time.monotonic()
+    wait_for(lambda: time.monotonic() - t0 > 1.0, 5, ros_node.spin_once, "a second more")
+    assert stats[-1].get("end_rows_stored") == 5 and stats[-1].get("end_rows_dropped") == 5, stats[-1]
+    assert processes.stop(learner) in (0, -2), processes.log(learner)
+    data = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
+                        directory=out / "replay").arrays()
+    assert sorted(set(data["episode_id"].tolist())) == [succeeded]
+    assert np.all(data["done"] == 1) and np.all(data["rewards"].sum(axis=1) == 1.0)
+    assert "conflicting outcomes" in processes.log(learner)
