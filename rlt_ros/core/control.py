@@ -27,9 +27,10 @@ What the arm can be at is the commanded path (every command sent, with the point
 from the path's point of the previous control step. The measured positions only anchor a path that does not
 exist yet (the first command after an activation, a START, or a clock that jumped back), and only when the
 recent measurements agree with one another (two publishers on /joint_states do not). A measured position
-farther than ``max_divergence_rad`` from every point of the recent commanded path for ``divergence_ticks``
-ticks (the arm was pushed, reset or blocked, or the joint states are forged) holds at the commanded point and
-deactivates the actor (an ``autostart`` actor re-arms at the next START; others wait for /rlt/actor/activate).
+farther than ``max_divergence_rad`` from every point of the recent commanded path (the arm was pushed, reset
+or blocked, or the joint states are forged) stops new commands (and holds: either point may be far from the
+real arm, so the driver keeps its last goal); after ``divergence_ticks`` such ticks in a row the actor
+deactivates (an ``autostart`` actor re-arms at the next START; others wait for /rlt/actor/activate).
 
 ã stays in step with the arm: whenever ã is read (a decision, or a recorded observation every ``stride``
 rows) the plan first ``follow``s the last row sent, so a faster actor is never anchored behind itself and
@@ -69,8 +70,8 @@ class ActorConfig:
     initial_weights: str = ""  # folder with actor.safetensors + actor_config.json to start from ('' = pass ã through until the learner sends weights)
     seed: int = 0  # seed of the exploration noise
     report_every_s: float = 30.0  # period of the log line with chunks, holds, clamps, latency-dropped rows [s]
-    max_divergence_rad: float = 0.3  # hold and deactivate when a measured joint is farther than this from the recent commanded path... [rad]
-    divergence_ticks: int = 10  # ...for this many control ticks in a row (also: the control steps of path the measurement is compared with)
+    max_divergence_rad: float = 0.3  # no new command while a measured joint is farther than this from the recent commanded path; deactivate... [rad]
+    divergence_ticks: int = 10  # ...when that lasts this many control ticks in a row (also: the control steps of path the measurement is compared with)
 
     def __post_init__(self):
         for name in ("max_token_age_s", "max_joint_state_age_s", "max_teleop_age_s", "report_every_s"):
@@ -250,7 +251,11 @@ class ChunkController:
             return Step(warning="waiting for joint states stamped after the episode's START that agree with one "
                                 "another (if this lasts: another publisher on the joint states topic?): sending nothing")
         if self._diverged(now):
-            return self._stop_diverged(now)
+            return self._stop_diverged()
+        if self._diverging:  # no new command while the arm is not where it was commanded (nor a hold: either
+            self._plan = None  # point could be far from where it really is); the driver finishes its chunk
+            return Step(warning=f"the measured joint positions are {self._last_divergence:.3f} rad from the "
+                                f"commanded path (more than actor.max_divergence_rad): sending nothing")
         token = self._token
         human = self.tracker.phase == Phase.INTERVENTION
         due, starts = self._due(now, human)
@@ -368,19 +373,16 @@ class ChunkController:
         self._last_divergence = distance
         return self._diverging >= c.divergence_ticks
 
-    def _stop_diverged(self, now: float) -> Step:
+    def _stop_diverged(self) -> Step:
         c = self.config
-        step = Step()
-        self._holding = False
-        self._hold("", step, now)
-        self.active, self._rearm_at_start, self._diverging = False, c.autostart, 0
+        self._plan, self.active, self._rearm_at_start, self._diverging = None, False, c.autostart, 0
         self.counters["divergence_stops"] += 1
-        step.warning = (f"the measured joint positions stayed {self._last_divergence:.3f} rad from the commanded path "
-                        f"(more than actor.max_divergence_rad = {c.max_divergence_rad} rad for {c.divergence_ticks} "
-                        "ticks: the arm was pushed, blocked or reset, or another process publishes joint states): "
-                        "holding at the commanded point and DEACTIVATED; "
-                        + ("re-arms at the next episode START" if c.autostart else "call /rlt/actor/activate to resume"))
-        return step
+        return Step(warning=(
+            f"the measured joint positions stayed {self._last_divergence:.3f} rad from the commanded path (more "
+            f"than actor.max_divergence_rad = {c.max_divergence_rad} rad for {c.divergence_ticks} ticks: the arm was "
+            "pushed, blocked or reset, or another process publishes joint states): DEACTIVATED, sending nothing "
+            "(the driver holds its last goal); "
+            + ("re-arms at the next episode START" if c.autostart else "call /rlt/actor/activate to resume")))
 
     def _hold(self, why: str, step: Step, now: float) -> Step:
         self._plan, step.warning = None, why

@@ -7,7 +7,7 @@ until the learner's first weights arrive = the VLA warm-up). A human interventio
 (config/arms/<arm>.yaml) and sent as trajectory_msgs/JointTrajectory to the arm driver. The node does
 nothing until activated (/rlt/actor/activate, or actor.autostart) and holds position when the RL
 token or the joint states go stale. Commands are clamped from the commanded path, not from /joint_states;
-measured positions that stay far from it hold the arm and deactivate the node (core.control). Tokens, joint
+measured positions far from it stop new commands and, when that lasts, deactivate the node (core.control). Tokens, joint
 states and teleop are read latest-only in the control tick (a flood of any of them does not slow the loop);
 the periodic report gives each input's rate and warns of a flood. Each chunk starts at the row of the present moment (rows older than
 the token's observation age are dropped). Counters (chunks, holds, clamps, dropped rows) are logged.
