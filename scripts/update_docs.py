@@ -215,7 +215,7 @@ def _profile(call: ast.Call) -> dict[str, str]:
 
 
 ROLES = {"create_publisher": "publisher", "create_subscription": "subscription",
-         "create_service": "service", "create_client": "client"}
+         "create_latest_input": "subscription", "create_service": "service", "create_client": "client"}
 
 
 def endpoints() -> list[Endpoint]:

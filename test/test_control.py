@@ -65,16 +65,17 @@ def test_commands_clamped_and_stale_token_holds():
     cmds, _ = run(c, m, 0.0, 1, ref_value=5.0)  # far outside the limits
     steps = np.diff(np.vstack([np.zeros(3), cmds[0].positions]), axis=0)
     assert np.all(np.abs(steps) <= 2.0 * DT + 1e-9) and np.all(cmds[0].positions <= 1.0)
-    n = len(cmds[0].positions)
+    path = cmds[0].positions
+    n = len(path)
     for i in range(1, n):  # the chunk under way runs to its end although no newer token arrives
-        c.set_joint_state(np.zeros(3), i * DT, i * DT)
+        c.set_joint_state(path[i - 1], i * DT, i * DT)  # the arm follows one step behind
         assert c.tick(i * DT).command is None
-    c.set_joint_state(np.zeros(3), 1.0, 1.0)
+    c.set_joint_state(path[-1] - 0.01, 1.0, 1.0)
     hold = c.tick(1.0)  # a new chunk is due and the newest token is 1 s old
     assert hold.command.source == ChunkSource.HOLD and "stale" in hold.warning
-    np.testing.assert_array_equal(hold.command.positions, np.zeros((1, 3)))
+    np.testing.assert_array_equal(hold.command.positions, path[-1:])  # at the commanded point, not the measured
     assert c.tick(1.02).command is None  # holds once, does not spam
-    c.set_joint_state(np.zeros(3), 1.0, 2.0)
+    c.set_joint_state(path[-1], 1.0, 2.0)
     assert "joint states are stale" in c.tick(2.0).warning
 
 
@@ -91,12 +92,12 @@ def test_new_chunks_start_at_the_row_of_the_present():
     np.testing.assert_allclose(cmd.positions[:, 0], [0.03, 0.04, 0.05, 0.06, 0.07])  # rows 3..7
     assert c.counters["latency_rows"] == 3
     c.on_event(m.handover(0.2))  # RL phase, warm-up: the reference plan also starts at the present row
-    c.set_joint_state(np.full(3, 0.02), 0.2, 0.2)
+    c.set_joint_state(np.full(3, 0.07), 0.2, 0.2)  # where the first chunk ended
     c.set_token(TokenPacket(stamp=0.16, episode_id=m.episode_id, phase=Phase.RL, token=np.ones(8, np.float32),
-                            proprio=np.zeros(6, np.float32), joint_names=JOINTS, reference_chunk=ramp,
+                            proprio=np.zeros(6, np.float32), joint_names=JOINTS, reference_chunk=ramp + 0.05,
                             step_dt=DT), 0.2)
     cmd = c.tick(0.2).command
-    np.testing.assert_allclose(cmd.positions[:, 0], [0.02, 0.03, 0.04, 0.05])  # ã = rows 2..5
+    np.testing.assert_allclose(cmd.positions[:, 0], [0.07, 0.08, 0.09, 0.10])  # ã = rows 2..5
 
 
 def test_reference_plan_skips_rows_of_an_old_observation():
@@ -376,3 +377,113 @@ def test_tokens_with_huge_values_are_rejected_at_the_message():
                   joint_names=JOINTS, reference_chunk=np.zeros(30), chunk_rows=10, chunk_cols=3, step_dt=DT)
     with pytest.raises(MessageError, match="token: value 3e\\+38 at index 0 is out of range"):
         T.from_fields(**fields)
+
+
+def _max_step_from(path_point, command):
+    """The largest per-joint distance of a command's first row from ``path_point``, in per-step velocity limits."""
+    return float(np.max(np.abs(command.positions[0] - path_point) / (np.asarray(ARM.max_velocity) * DT)))
+
+
+def test_forged_joint_states_do_not_move_the_first_command_point():
+    """The clamp is anchored on the commanded path: a joint state forged away from the arm (by another process
+    on the domain) moves neither the first point of the next chunk (after a phase change) nor a hold; one
+    farther than max_divergence_rad stops new commands."""
+    c, m = make(vla_execute_steps=5), EpisodeManager()
+    c.on_event(m.start(0.0))
+    cmds, _ = run(c, m, 0.0, 5)  # one VLA chunk towards 0.01; the arm (joint states) at 0
+    real = cmds[-1].positions[-1]
+    forged = np.full(3, 0.25)  # within max_divergence_rad (0.3) of the path
+    c.on_event(m.handover(0.1))  # a phase change: the next tick starts a new chunk
+    c.set_joint_state(forged, 0.1, 0.1)
+    c.set_token(token(0.1, m.episode_id), 0.1)
+    first = c.tick(0.1).command
+    assert _max_step_from(real, first) <= 1.0 + 1e-9  # within one step's velocity limit of the real arm
+    c.set_joint_state(forged, 1.0, 1.0)
+    hold = c.tick(1.0).command  # the token went stale: a hold
+    assert hold.source == ChunkSource.HOLD and np.max(np.abs(hold.positions[0] - 0.01)) < 1e-6
+    c.set_joint_state(np.full(3, 0.9), 1.02, 1.02)
+    c.set_token(token(1.02, m.episode_id), 1.02)
+    assert c.tick(1.02).command is None  # far from the path: nothing new
+
+
+def test_measured_far_from_the_commanded_path_stops_commands_and_deactivates():
+    """Joint states farther than max_divergence_rad from the recent commanded path: no new command (neither
+    point is known to be near the real arm); for divergence_ticks ticks: the actor deactivated with a clear
+    warning; an autostart actor re-arms at the next START (from the arm as measured then), another one waits
+    for set_active(True)."""
+    for autostart in (True, False):
+        c = ChunkController(ActorConfig(autostart=True, lead_rows=0, max_divergence_rad=0.2, divergence_ticks=3),
+                            RLT, ARM)
+        c.config.autostart = autostart
+        m = EpisodeManager()
+        c.set_joint_state(np.zeros(3), 0.0, 0.0)
+        c.on_event(m.start(0.0))
+        run(c, m, 0.0, 4)
+        assert 9 <= c.counters["max_divergence_mrad"] <= 10  # the arm (0) a little behind the path (0.01)
+        steps = []
+        for i in range(4, 8):  # the arm is somewhere else (pushed, reset under the actor, or forged states)
+            t = i * DT
+            c.set_joint_state(np.full(3, -0.5), t, t)
+            c.set_token(token(t, m.episode_id), t)
+            steps.append(c.tick(t))
+        stop = steps[2]  # the third tick in a row far from the path (a new chunk was due at the first)
+        assert not any(s.command for s in steps) and "sending nothing" in steps[0].warning
+        assert "DEACTIVATED" in stop.warning and not c.active and c.counters["divergence_stops"] == 1
+        c.on_event(m.mark(False, 0.2))
+        c.on_event(m.start(0.3))
+        c.set_joint_state(np.full(3, -0.5), 0.3, 0.3)
+        c.set_token(token(0.3, m.episode_id), 0.3)
+        resumed = c.tick(0.3).command
+        assert (resumed is not None) == autostart
+        if not autostart:
+            assert c.set_active(True, 0.3).command is None
+            resumed = c.tick(0.3).command
+        assert _max_step_from(np.full(3, -0.5), resumed) <= 1.0 + 1e-9  # from the arm as measured after the reset
+
+
+def test_two_publishers_on_the_joint_states_hold_off_the_first_command():
+    """With no commanded path yet (a START), the first command starts from the measured arm only once the
+    recent joint states agree: a forger interleaving with the driver is not followed."""
+    c, m = make(divergence_ticks=5), EpisodeManager()
+    c.on_event(m.start(0.0))
+    for i, q in enumerate((np.zeros(3), np.full(3, 0.8), np.zeros(3))):
+        c.set_joint_state(q, i * DT, i * DT)
+    c.set_token(token(2 * DT, m.episode_id), 2 * DT)
+    step = c.tick(2 * DT)
+    assert step.command is None and "agree with one another" in step.warning and c.counters["unsettled_joint_states"] == 1
+    for i in range(3, 10):  # only the driver from now on: after divergence_ticks steps the samples agree
+        c.set_joint_state(np.zeros(3), i * DT, i * DT)
+    c.set_token(token(9 * DT, m.episode_id), 9 * DT)
+    first = c.tick(9 * DT).command
+    assert first is not None and _max_step_from(np.zeros(3), first) <= 1.0 + 1e-9
+
+
+def test_deactivating_holds_and_a_clock_jump_back_reanchors():
+    c, m = ChunkController(ActorConfig(autostart=True, lead_rows=0), RLT, ARM), EpisodeManager()
+    c.on_event(m.start(10.0))
+    run(c, m, 10.0, 3)
+    hold = c.set_active(False, 10.06).command
+    assert hold.source == ChunkSource.HOLD and np.allclose(hold.positions, 0.01)
+    assert c.tick(10.08).command is None and c.set_active(False, 10.1).command is None  # once
+    c.set_active(True, 10.1)
+    c.set_joint_state(np.zeros(3), 10.1, 10.1)
+    c.set_token(token(10.1, m.episode_id), 10.1)
+    assert _max_step_from(np.zeros(3), c.tick(10.1).command) <= 1.0 + 1e-9
+    # the clock jumps back (a restarted simulator, whose arm starts elsewhere): the old path is no anchor
+    c.set_joint_state(np.full(3, 0.5), 0.0, 0.0)
+    c.set_token(token(0.0, m.episode_id, ref_value=0.5), 0.0)
+    first = c.tick(0.0).command
+    np.testing.assert_allclose(first.positions, 0.5)
+
+
+def test_the_first_command_of_an_episode_waits_for_joint_states_after_its_start():
+    """The arm is reset just before a START: a joint state from before it (where the last episode left the
+    arm) is no anchor, even while it is fresh; the first command starts from the first one after it."""
+    c, m = make(), EpisodeManager()
+    c.set_joint_state(np.full(3, 0.6), 0.98, 0.98)  # before the reset
+    c.on_event(m.start(1.0))
+    c.set_token(token(1.0, m.episode_id), 1.0)
+    assert c.tick(1.0).command is None
+    c.set_joint_state(np.zeros(3), 1.01, 1.02)  # the reset arm
+    c.set_token(token(1.02, m.episode_id), 1.02)
+    assert _max_step_from(np.zeros(3), c.tick(1.02).command) <= 1.0 + 1e-9

@@ -113,3 +113,65 @@ def test_background_thread_spends_budget_and_exports(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary leftovers
     from rlt_ros.core.control import load_policy_file  # each checkpoint also left the actor for actor.initial_weights
     assert load_policy_file(str(tmp_path / "actor"), learner.cfg).act(np.zeros(T), np.zeros(P), np.zeros((C, A))).shape == (C, A)
+
+
+def _poison(kind):
+    """An update that leaves the networks divergent: NaN parameters, a parameter norm blown up, or a huge loss."""
+    def update(alg, original):
+        def poisoned(batch):
+            out = original(batch)
+            with torch.no_grad():
+                if kind == "nan":
+                    alg.actor.parameters().__next__().fill_(float("nan"))
+                elif kind == "norm":
+                    for p in alg.critics.parameters():
+                        p.mul_(1e3)
+                else:
+                    alg.stats["critic_loss"] = 1e9
+            return out
+        return poisoned
+    return update
+
+
+def _params(alg):
+    return [p.detach().clone() for name in ("actor", "critics") for p in getattr(alg, name).parameters()]
+
+
+def test_a_divergent_update_is_never_exported_and_rolls_back(tmp_path):
+    """NaN parameters, an exploding parameter norm or critic loss: the export is withheld, the networks roll
+    back to the last good state (the update count goes on), the checkpoint holds the good state; a learner
+    resumed from a poisoned checkpoint (made before the guard) refuses to start."""
+    for kind in ("nan", "norm", "loss"):
+        rb = ReplayBuffer(T, P, C, A)
+        learner = Learner(RLTAlgorithm(cfg(warmup_transitions=8, utd=1)), rb, checkpoint_dir=tmp_path / kind)
+        fill(rb, 10)
+        learner.run_updates(20)
+        assert learner.weights.get()[0] == 20
+        good = _params(learner.algorithm)
+        alg = learner.algorithm
+        original = alg.update
+        alg.update = _poison(kind)(alg, original)
+        learner.run_updates(10)  # the poisoned update reaches the export at 30
+        assert learner.weights.get() is None and learner.rollbacks == 1 and learner.stats["rollbacks"] == 1
+        assert all(torch.equal(a, b) for a, b in zip(good, _params(alg))) and alg.num_updates == 30
+        alg.update = original
+        learner.run_updates(10)  # training goes on from the good state
+        version, weights, cfg_json = learner.weights.get()
+        assert version == 40
+        assert np.all(np.isfinite(ActorPolicy.from_export(weights, cfg_json).act(np.zeros(T), np.zeros(P),
+                                                                                   np.zeros((C, A)))))
+        alg.update = _poison(kind)(alg, original)
+        learner.run_updates(1)
+        learner.save()  # shutdown during a divergence: the good state is saved
+        assert learner.rollbacks == 2
+        resumed = Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path / kind)
+        resumed.resume()
+        assert np.isfinite(resumed.algorithm.parameter_norm())
+        assert resumed.algorithm.parameter_norm() < 2 * learner._good_norm
+    import pytest
+    from rlt_ros.core.rlt.learner import save_checkpoint
+    with torch.no_grad():
+        alg.actor.parameters().__next__().fill_(float("nan"))
+    save_checkpoint(tmp_path / "old", alg)  # what the learner wrote before it had the guard
+    with pytest.raises(ValueError, match="non-finite parameters"):
+        Learner(RLTAlgorithm(cfg()), rb, checkpoint_dir=tmp_path / "old").resume()

@@ -20,7 +20,17 @@ whose observation is k control steps old has its first k rows dropped (``rows_el
 latency never drags the arm back. A chunk under way runs to its end (the driver already holds it as one
 trajectory); a new chunk is never started from a stale token (too old, or observed before the episode's
 START, i.e. showing the scene before the reset): stale tokens or joint states hold the arm at its
-measured position. Weights staged by another thread are swapped in only at a chunk boundary.
+last commanded point. Weights staged by another thread are swapped in only at a chunk boundary.
+
+What the arm can be at is the commanded path (every command sent, with the point it started from), not
+/joint_states, which any process on the domain can publish: each new chunk and each hold is velocity-clamped
+from the path's point of the previous control step. The measured positions only anchor a path that does not
+exist yet (the first command after an activation, a START, or a clock that jumped back), and only when the
+recent measurements agree with one another (two publishers on /joint_states do not). A measured position
+farther than ``max_divergence_rad`` from every point of the recent commanded path (the arm was pushed, reset
+or blocked, or the joint states are forged) stops new commands (and holds: either point may be far from the
+real arm, so the driver keeps its last goal); after ``divergence_ticks`` such ticks in a row the actor
+deactivates (an ``autostart`` actor re-arms at the next START; others wait for /rlt/actor/activate).
 
 ã stays in step with the arm: whenever ã is read (a decision, or a recorded observation every ``stride``
 rows) the plan first ``follow``s the last row sent, so a faster actor is never anchored behind itself and
@@ -32,6 +42,7 @@ complete windows keep their bootstrapped targets and the windows still open are 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +70,8 @@ class ActorConfig:
     initial_weights: str = ""  # folder with actor.safetensors + actor_config.json to start from ('' = pass ã through until the learner sends weights)
     seed: int = 0  # seed of the exploration noise
     report_every_s: float = 30.0  # period of the log line with chunks, holds, clamps, latency-dropped rows [s]
+    max_divergence_rad: float = 0.3  # no new command while a measured joint is farther than this from the recent commanded path; deactivate... [rad]
+    divergence_ticks: int = 10  # ...when that lasts this many control ticks in a row (also: the control steps of path the measurement is compared with)
 
     def __post_init__(self):
         for name in ("max_token_age_s", "max_joint_state_age_s", "max_teleop_age_s", "report_every_s"):
@@ -68,6 +81,8 @@ class ActorConfig:
             raise ValueError("actor.vla_execute_steps must be >= 1")
         if self.lead_rows < 0:
             raise ValueError("actor.lead_rows must be >= 0")
+        if self.max_divergence_rad <= 0 or self.divergence_ticks < 1:
+            raise ValueError("actor.max_divergence_rad must be > 0 rad and actor.divergence_ticks >= 1")
 
 
 @dataclass
@@ -100,6 +115,11 @@ class ChunkController:
         self._token: TokenPacket | None = None
         self._q = None
         self._q_stamp = -np.inf
+        self._measured: deque = deque(maxlen=max(2, config.divergence_ticks))  # recent (stamp, position) samples
+        self._path: np.ndarray | None = None  # the commanded path: [anchor, rows sent...]; row i is the target at
+        self._path_t0 = 0.0  # ... step t0 + i dt (the anchor is the previous step's target)
+        self._diverging, self._last_divergence = 0, 0.0  # consecutive ticks with the measured position far from the commanded path
+        self._rearm_at_start = False  # deactivated by a divergence; an autostart actor re-arms at the next START
         self._teleop = None
         self._teleop_at = -np.inf
         self._plan: np.ndarray | None = None
@@ -112,9 +132,11 @@ class ChunkController:
         self._recorder: ChunkRecorder | None = None
         self._episode_start = -np.inf  # stamp of this episode's START: older observations show the previous scene
         self.counters = {"chunks": 0, "holds": 0, "clamped": 0, "transitions": 0, "weight_swaps": 0,
-                         "latency_rows": 0, "max_deviation_mrad": 0, "nonfinite_chunks": 0}
+                         "latency_rows": 0, "max_deviation_mrad": 0, "nonfinite_chunks": 0,
+                         "max_divergence_mrad": 0, "divergence_stops": 0, "unsettled_joint_states": 0}
         # latency_rows: chunk rows dropped because their time had passed; max_deviation_mrad: the largest
-        # |actor chunk - ã| of any joint and row so far, milliradians (how far the actor strays from the VLA)
+        # |actor chunk - ã| of any joint and row so far, milliradians (how far the actor strays from the VLA);
+        # max_divergence_mrad: the largest distance of a measured position from the recent commanded path so far
         if config.initial_weights:
             self.policy = load_policy_file(config.initial_weights, rlt)
 
@@ -133,10 +155,23 @@ class ChunkController:
         _not_from_the_future(stamp, now, self.config.max_joint_state_age_s, "joint state")
         with self._lock:
             self._q, self._q_stamp = np.asarray(position, np.float64), stamp
+            self._measured.append((stamp, self._q))
 
     def set_teleop(self, target: np.ndarray, now: float) -> None:
         with self._lock:
             self._teleop, self._teleop_at = np.asarray(target, np.float64), now
+
+    def set_active(self, active: bool, now: float) -> Step:
+        """Activate (the next command starts from the arm as measured: it may have been moved meanwhile) or
+        deactivate (one hold at the commanded point, then nothing)."""
+        with self._lock:
+            step = Step()
+            if active and not self.active:
+                self._path, self._diverging, self._holding = None, 0, False
+            elif not active and self.active and self.tracker.phase != Phase.IDLE and self._path is not None:
+                self._hold("deactivated: holding position", step, now)
+            self.active, self._plan, self._rearm_at_start = bool(active), None, False
+            return step
 
     def stage_weights(self, weights: bytes, config_json: str) -> None:
         """Deserialize (in the caller's thread) and stage new weights; the newest staged one wins."""
@@ -159,6 +194,9 @@ class ChunkController:
                 self._recorder = None
             if event.type == EventType.START:
                 self._episode_start = event.stamp
+                self._path, self._diverging = None, 0  # the arm was reset: anchor on it as measured
+                if self._rearm_at_start:
+                    self.active, self._rearm_at_start = True, False
             self.counters["transitions"] += len(out)
             return out
 
@@ -205,6 +243,19 @@ class ChunkController:
         if self._q is None or abs(now - self._q_stamp) > c.max_joint_state_age_s:
             self._plan = None
             return Step(warning="joint states are stale: sending nothing (the driver holds its last goal)")
+        if self._path is not None and now < self._path_t0:
+            self._path = None  # the clock jumped back (a restarted simulator or driver): a new epoch
+        if self._path is None and self._settled(now) is None:
+            self._plan = None
+            self.counters["unsettled_joint_states"] += 1
+            return Step(warning="waiting for joint states stamped after the episode's START that agree with one "
+                                "another (if this lasts: another publisher on the joint states topic?): sending nothing")
+        if self._diverged(now):
+            return self._stop_diverged()
+        if self._diverging:  # no new command while the arm is not where it was commanded (nor a hold: either
+            self._plan = None  # point could be far from where it really is); the driver finishes its chunk
+            return Step(warning=f"the measured joint positions are {self._last_divergence:.3f} rad from the "
+                                f"commanded path (more than actor.max_divergence_rad): sending nothing")
         token = self._token
         human = self.tracker.phase == Phase.INTERVENTION
         due, starts = self._due(now, human)
@@ -216,13 +267,13 @@ class ChunkController:
             age = "none" if token is None else (f"{now - token.stamp:.3f} s old, episode {token.episode_id}, "
                                                 f"observed {token.stamp - self._episode_start:+.3f} s from its start")
             return self._hold(f"RL token stale ({age}; max age {c.max_token_age_s} s, episode "
-                              f"{self.tracker.episode_id}): holding position", step)
+                              f"{self.tracker.episode_id}): holding position", step, now)
         if not starts:
             return step
         skip = rows_elapsed(token.stamp, now, token.step_dt)
         if human:
             if now - self._teleop_at > c.max_teleop_age_s:
-                return self._hold("intervention without fresh teleop input: holding position", step)
+                return self._hold("intervention without fresh teleop input: holding position", step, now)
             self._reference.decide(token.reference_chunk, skip)
             self._start_plan(self._teleop[None], ChunkSource.HUMAN, step, now)
         else:
@@ -264,29 +315,83 @@ class ChunkController:
         chunk = self.policy.act(token.token, token.proprio, ref, explore=self.config.explore, rng=self._rng)
         if not np.all(np.isfinite(chunk)):
             self.counters["nonfinite_chunks"] += 1
-            return self._hold("the actor produced non-finite joint targets: holding position", step)
+            return self._hold("the actor produced non-finite joint targets: holding position", step, now)
         deviation = int(1000 * float(np.max(np.abs(chunk - ref))))
         self.counters["max_deviation_mrad"] = max(self.counters["max_deviation_mrad"], deviation)
         self._start_plan(chunk, ChunkSource.ACTOR, step, now)
 
+    # --- the commanded path -------------------------------------------------------------------------
     def _start_plan(self, rows: np.ndarray, source: ChunkSource, step: Step, now: float) -> None:
-        # the new chunk continues from the target the controller is tracking now (the last commanded
-        # row), not from the measured position, which lags behind it under load: limiting each step
-        # relative to the lagging measurement would slow every chunk down
-        anchor = self._q if self._plan is None or self._index == 0 else self._plan[self._index - 1]
-        plan, report = clamp_chunk(rows, anchor, self.arm)
-        self.counters["clamped"] += report.position_clamped + report.velocity_clamped
+        plan = self._command(rows, now)
         self._plan, self._plan_source, self._index, self._holding, self._plan_t0 = plan, source, 0, False, now
         self.counters["chunks"] += 1
         step.command = Command(plan, self.tracker.episode_id, source)
 
-    def _hold(self, why: str, step: Step) -> Step:
+    def _command(self, rows: np.ndarray, now: float) -> np.ndarray:
+        """``rows`` (row 0 is the target of step ``now``) clamped from the commanded path's previous step (the
+        target the controller tracks, not the measurement, which lags it under load and which any process can
+        forge; the arm as measured only where there is no path yet); the result extends the path."""
+        anchor = self._settled(now) if self._path is None else self.commanded(now - self.arm.dt)
+        plan, report = clamp_chunk(rows, anchor, self.arm)
+        self.counters["clamped"] += report.position_clamped + report.velocity_clamped
+        self._path, self._path_t0 = np.vstack([np.clip(anchor, self.arm.position_lower, self.arm.position_upper),
+                                               plan]), now - self.arm.dt
+        return plan
+
+    def commanded(self, t: float) -> np.ndarray:
+        """The commanded path's target for control step ``t`` (its last point once it ended)."""
+        return self._path[self._path_row(t)]
+
+    def _path_row(self, t: float) -> int:
+        return int(np.clip(np.floor((t - self._path_t0) / self.arm.dt + 1e-6), 0, len(self._path) - 1))
+
+    def _settled(self, now: float) -> np.ndarray | None:
+        """The newest measured position when the samples of the last ``divergence_ticks`` steps, and since the
+        episode's START (the arm was reset just before it), agree within ``max_divergence_rad`` (two publishers
+        on the joint states topic disagree); None otherwise."""
+        c = self.config
+        start = self._episode_start if self._episode_start <= now else -np.inf  # (a clock that jumped back: no start)
+        since = max(now - c.divergence_ticks * self.arm.dt, start)
+        recent = [q for stamp, q in self._measured if since <= stamp <= now + c.max_joint_state_age_s]
+        if not recent:
+            return None
+        spread = np.max(np.max(recent, axis=0) - np.min(recent, axis=0))
+        return recent[-1] if spread <= c.max_divergence_rad else None
+
+    def _diverged(self, now: float) -> bool:
+        """Count the ticks on which the measured position is farther than max_divergence_rad from every
+        commanded point of the last divergence_ticks steps before its stamp; True once that lasted long enough."""
+        if self._path is None:
+            self._diverging = 0
+            return False
+        c = self.config
+        row = self._path_row(self._q_stamp)
+        recent = self._path[max(0, row - c.divergence_ticks): row + 1]
+        distance = float(np.min(np.max(np.abs(recent - self._q), axis=1)))
+        self.counters["max_divergence_mrad"] = max(self.counters["max_divergence_mrad"], int(1000 * distance))
+        self._diverging = self._diverging + 1 if distance > c.max_divergence_rad else 0
+        self._last_divergence = distance
+        return self._diverging >= c.divergence_ticks
+
+    def _stop_diverged(self) -> Step:
+        c = self.config
+        self._plan, self.active, self._rearm_at_start, self._diverging = None, False, c.autostart, 0
+        self.counters["divergence_stops"] += 1
+        return Step(warning=(
+            f"the measured joint positions stayed {self._last_divergence:.3f} rad from the commanded path (more "
+            f"than actor.max_divergence_rad = {c.max_divergence_rad} rad for {c.divergence_ticks} ticks: the arm was "
+            "pushed, blocked or reset, or another process publishes joint states): DEACTIVATED, sending nothing "
+            "(the driver holds its last goal); "
+            + ("re-arms at the next episode START" if c.autostart else "call /rlt/actor/activate to resume")))
+
+    def _hold(self, why: str, step: Step, now: float) -> Step:
         self._plan, step.warning = None, why
         if self._holding:
             return step
         self._holding = True
         self.counters["holds"] += 1
-        hold, _ = clamp_chunk(self._q[None], self._q, self.arm)
+        point = self._settled(now) if self._path is None else self.commanded(now)
+        hold = self._command(point[None], now)
         step.command = Command(hold, self.tracker.episode_id, ChunkSource.HOLD)
         return step
 

@@ -38,6 +38,14 @@ class EpisodeRecord:
     critical_s: float | None  # handover to end (None when the critical phase never began)
 
 
+def first_episode_id(wall_s: float) -> int:
+    """The first episode id of an episode owner started at wall-clock time ``wall_s`` [s since 1970]: its
+    milliseconds. Ids then count up by one, so they stay unique across restarts of the owner (no file to keep or
+    lose) unless a run averaged more than one episode per millisecond, and they keep increasing, as the replay,
+    the outcome gate and the demo's tables expect. (Wall-clock, not ROS time: a simulated clock restarts at 0.)"""
+    return int(wall_s * 1000)
+
+
 class EpisodeManager:
     def __init__(self, config: EpisodeConfig | None = None, first_episode_id: int = 1):
         self.config = config or EpisodeConfig()

@@ -6,7 +6,10 @@ until the learner's first weights arrive = the VLA warm-up). A human interventio
 /rlt/teleop) overrides both. Every command is clamped to the arm's position and velocity limits
 (config/arms/<arm>.yaml) and sent as trajectory_msgs/JointTrajectory to the arm driver. The node does
 nothing until activated (/rlt/actor/activate, or actor.autostart) and holds position when the RL
-token or the joint states go stale. Each chunk starts at the row of the present moment (rows older than
+token or the joint states go stale. Commands are clamped from the commanded path, not from /joint_states;
+measured positions far from it stop new commands and, when that lasts, deactivate the node (core.control). Tokens, joint
+states and teleop are read latest-only in the control tick (a flood of any of them does not slow the loop);
+the periodic report gives each input's rate and warns of a flood. Each chunk starts at the row of the present moment (rows older than
 the token's observation age are dropped). Counters (chunks, holds, clamps, dropped rows) are logged.
 Critical-phase transitions go to the learner on /rlt/transitions; new actor weights from
 /rlt/actor_weights are swapped in between chunks, and the last weights stay in use if the learner
@@ -32,6 +35,9 @@ from rlt_ros.ros.node_base import RltNode, run
 from rlt_ros.core.arm import ArmConfig
 
 
+FLOOD_FACTOR = 10  # an input arriving faster than this many times the control rate is reported as a flood
+
+
 class ActorNode(RltNode):
     CONFIGS = {"arm": ArmConfig, "actor": ActorConfig, "rlt": RLTConfig}  # prefix -> configuration
     RUNTIME = ("actor.explore", "actor.record")  # e.g. `ros2 param set /actor actor.explore false` to evaluate
@@ -44,10 +50,14 @@ class ActorNode(RltNode):
         self.command_pub = self.create_publisher(JointTrajectory, arm.command_topic, qos.COMMAND)
         self.chunk_pub = self.create_publisher(ActionChunk, "/rlt/action_chunk", qos.STREAM)
         self.transition_pub = self.create_publisher(Transition, "/rlt/transitions", qos.TRANSITIONS)
-        self.create_subscription(RLToken, "/rlt/token", self._on_token, qos.STREAM)
-        self.create_subscription(JointState, arm.joint_states_topic, self._on_joints, qos.SENSOR)
+        # tokens, joint states and teleop are read latest-only by the control tick (ros.latest): a flood of
+        # any of them costs the middleware, not the control rate
+        self.inputs = {
+            "token": self.create_latest_input(RLToken, "/rlt/token", self._on_token, qos.LATEST),
+            "joint_states": self.create_latest_input(JointState, arm.joint_states_topic, self._on_joints, qos.SENSOR),
+            "teleop": self.create_latest_input(JointTrajectory, "/rlt/teleop", self._on_teleop, qos.LATEST)}
         self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
-        self.create_subscription(JointTrajectory, "/rlt/teleop", self._on_teleop, qos.STREAM)
+        self._counted_at, self._flooded = self.now(), set()
         # weights are deserialized off the control thread: the callback keeps the newest message, a worker stages it
         self.create_subscription(ActorWeights, "/rlt/actor_weights", self._on_weights, qos.LATCHED)
         self._weights_slot: ActorWeights | None = None
@@ -120,23 +130,39 @@ class ActorNode(RltNode):
         self.control.config = config  # read at every decision: the next chunk uses the new setting
 
     def _on_activate(self, request, response):
-        self.control.active = bool(request.data)
+        step = self.control.set_active(bool(request.data), self.now())  # deactivating holds at the commanded point
+        if step.command is not None:
+            self._send(step.command)
         response.success, response.message = True, "active" if request.data else "inactive (holding)"
         self.get_logger().info(response.message)
         return response
 
     # --- control loop -------------------------------------------------------------------------------
     def _tick(self):
+        for latest in self.inputs.values():
+            latest.take()
         step = self.control.tick(self.now())
         if step.command is not None:
             self._send(step.command)
         self._publish_transitions(step.transitions)
-        if step.warning:
+        if step.warning and not self.control.active:  # deactivated by a divergence: said once, as an error
+            self.get_logger().error(step.warning)
+        elif step.warning:
             self.get_logger().warning(step.warning, throttle_duration_sec=2.0)
 
     def _report(self):
-        counts = {**self.control.counters, **{f"rejected_{k}": v for k, v in self.rejected.items() if v}}
+        now = self.now()
+        rates = {name: latest.count_since() / max(now - self._counted_at, 1e-9)
+                 for name, latest in self.inputs.items()}
+        self._counted_at = now
+        counts = {**self.control.counters, **{f"rejected_{k}": v for k, v in self.rejected.items() if v},
+                  **{f"{name}_per_s": round(rate, 1) for name, rate in rates.items()}}
         self.get_logger().info(" ".join(f"{k}={v}" for k, v in counts.items()))
+        flooded = {name for name, rate in rates.items() if rate > FLOOD_FACTOR * self.arm_config.control_hz}
+        for name in flooded - self._flooded:
+            self.get_logger().warning(f"{name}: {rates[name]:.0f} messages/s, more than {FLOOD_FACTOR} x the control "
+                                      "rate (a flood from another process?); only the newest is read each tick")
+        self._flooded = flooded
 
     def _send(self, command: Command):
         arm = self.arm_config

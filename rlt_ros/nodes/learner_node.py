@@ -6,7 +6,9 @@ buffer), trains the twin critics and the actor in a background thread (UTD ratio
 actor update), publishes actor weights on /rlt/actor_weights (latched: a restarted actor gets the
 newest), checkpoints, and publishes training metrics on /rlt/learner_stats (with ``utd_achieved`` and
 ``pending_updates``: a learner slower than the data says so in its log; ``nonfinite_batches`` and
-``skipped_steps``: optimiser steps skipped for NaN/inf, also logged). Episode outcomes come from /rlt/events.
+``skipped_steps``: optimiser steps skipped for NaN/inf, also logged; ``rollbacks``: divergent states rolled
+back, never exported). Episode outcomes come from /rlt/events, and so do the terminal rewards stored: an
+episode's end rows wait for its close and are labelled by its one outcome event (core.rlt.outcomes).
 ``learner.device`` (auto|cpu|cuda[:N]) chooses where it trains; a missing GPU is an error at start-up.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from rlt_ros.core.episode import EpisodeConfig, EpisodeStats
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import DEVICE_CHOICES, Learner, RLTAlgorithm, resolve_device
+from rlt_ros.core.rlt.outcomes import OutcomeGate
 from rlt_ros.core.rlt.replay import ReplayBuffer, ReplayError
 from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats, Transition
 from rlt_ros.ros import qos
@@ -76,6 +79,7 @@ class LearnerNode(RltNode):
                                actor_dir=out / "actor")
         resumed = self.learner.resume()
         self.episodes = EpisodeStats(self.episode_config.stats_window)
+        self.outcomes = OutcomeGate()  # terminal rewards from the episode's outcome event, not the Transition
         self.rejected = 0
         self.skipped_logged = int(self.learner.algorithm.read_stats()["skipped_steps"])
         self.weights_pub = self.create_publisher(ActorWeights, "/rlt/actor_weights", qos.LATCHED)
@@ -93,10 +97,10 @@ class LearnerNode(RltNode):
         try:
             t = transition_from_msg(msg, token_dim=rlt.token_dim, proprio_dim=rlt.proprio_dim,
                                     chunk=rlt.chunk_size, action_dim=rlt.action_dim)
-            self.replay.add(t)
-        except (MessageError, ReplayError) as err:
+        except MessageError as err:
             self.rejected += 1
-            self.get_logger().warning(f"rejected transition: {err}", throttle_duration_sec=2.0)
+            return self.get_logger().warning(f"rejected transition: {err}", throttle_duration_sec=2.0)
+        self._store(self.outcomes.add(t))
 
     def _on_event(self, msg):
         try:
@@ -105,6 +109,19 @@ class LearnerNode(RltNode):
             self.rejected += 1
             return self.get_logger().warning(f"rejected event: {err}")
         self.episodes.apply(event)
+        self._store(self.outcomes.on_event(event))
+
+    def _store(self, rows):
+        """Rows the outcome gate let through (end rows relabelled per the episode's outcome) into the replay."""
+        for t in rows:
+            try:
+                self.replay.add(t)
+            except ReplayError as err:
+                self.rejected += 1
+                self.get_logger().warning(f"rejected transition: {err}", throttle_duration_sec=2.0)
+        if self.outcomes.last_drop:
+            self.get_logger().warning(self.outcomes.last_drop)
+            self.outcomes.last_drop = ""
 
     def _publish(self):
         self.learner.check()
@@ -113,7 +130,7 @@ class LearnerNode(RltNode):
             version, weights, config_json = item
             self.weights_pub.publish(ActorWeights(header=header(self.now()), version=version,
                                                   config_json=config_json, safetensors=weights))
-        s = {**self.learner.stats, **self.learner.progress()}
+        s = {**self.learner.stats, **self.learner.progress(), **self.outcomes.counters}
         skipped = int(s.get("skipped_steps", 0))
         if skipped > self.skipped_logged:
             self.get_logger().warning(f"{skipped - self.skipped_logged} optimiser step(s) skipped (NaN/inf): "

@@ -8,7 +8,8 @@ Services (std_srvs/Trigger unless noted, so a foot pedal or any button can call 
   /rlt/start_episode                     start the next episode (when auto_start is off)
 Publishes rlt_ros/EpisodeEvent on /rlt/events; ends episodes that run too long (TIMEOUT); resets the
 arm through arm.reset_service after each episode; optionally marks success from a detector topic
-(std_msgs/Bool, ground truth in simulation) and reads single keys from the terminal.
+(std_msgs/Bool, ground truth in simulation) and reads single keys from the terminal. Episode ids count up
+from the node's start time in milliseconds (core.episode.first_episode_id): unique across its restarts.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from __future__ import annotations
 import select
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
-from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager
+from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager, first_episode_id
 from rlt_ros.core.interfaces import EventSource
 from rlt_ros.core.validation import MAX_NOTE
 from rlt_ros.msg import EpisodeEvent
@@ -54,7 +56,9 @@ class RewardNode(RltNode):
 
     def __init__(self):
         super().__init__("reward")
-        self.episodes = EpisodeManager(self.episode_config)
+        # episode ids from the wall clock: a restarted reward node never reuses one (the replay, the learner's
+        # outcome gate and the followers would mix two episodes)
+        self.episodes = EpisodeManager(self.episode_config, first_episode_id(time.time()))
         self.rejected = 0
         self._lock = threading.RLock()
         self._resetting = False

@@ -61,6 +61,13 @@ class RltNode(Node):
             self.get_logger().info(f"parameters changed: {updates[prefix]}")
         return SetParametersResult(successful=True)
 
+    def create_latest_input(self, msg_type, topic: str, handle, qos_profile):
+        """A subscription the executor never runs: the owner's control tick calls ``take()``, which hands the
+        newest message since the last tick to ``handle`` (ros.latest; a flood then cannot starve the tick)."""
+        from rlt_ros.ros.latest import LatestInput
+
+        return LatestInput(self, msg_type, topic, handle, qos_profile)
+
     def on_config_changed(self, prefix: str, config) -> None:
         """Called after a ``RUNTIME`` parameter of ``<prefix>_config`` changed (nodes that have some override it)."""
 

@@ -6,6 +6,7 @@ TRANSITIONS: reliable and deep, so a burst at the end of a chunk is never droppe
 EVENTS: episode events, reliable + transient local so a late joiner sees the recent history.
 LATCHED: the latest value only, delivered to late joiners (actor weights, robot description).
 COMMAND: commands to the arm driver, reliable, newest only.
+LATEST: inputs a control loop drains each tick, keeping the newest (tokens, teleop; ros.latest); depth = most per tick.
 """
 
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
@@ -22,3 +23,5 @@ LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=Relia
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 COMMAND = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.VOLATILE)
+LATEST = QoSProfile(depth=64, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.VOLATILE)

@@ -37,6 +37,9 @@ from rlt_ros.core.rlt.replay import Batch, ReplayBuffer, TensorReplay
 log = logging.getLogger(__name__)
 
 CHECKPOINT_LATEST = "latest"
+PARAMETER_GROWTH = 10.0  # a parameter norm this many times the last good one between two checks is a divergence
+LOSS_BOUND = 100.0  # a critic loss above this x num_critics x (return_max - return_min)^2 is a divergence (the
+# targets are clipped to [return_min, return_max]: a healthy loss is of the order of that range squared)
 
 
 class CheckpointMismatchError(ValueError):
@@ -383,6 +386,12 @@ class RLTAlgorithm:
                           updates=float(self.num_updates))
         return dict(self.stats)
 
+    def parameter_norm(self) -> float:
+        """The global L2 norm of the trained networks' parameters (actor and critics); NaN or inf when any
+        parameter is not finite. One host sync."""
+        params = [p.detach().reshape(-1) for name in ("actor", "critics") for p in self._params[name]]
+        return float(torch.linalg.vector_norm(torch.cat(params)))
+
     def modules(self) -> tuple[str, ...]:
         """Names of the networks this algorithm holds."""
         return ("actor", "critics", "actor_target", "critics_target")
@@ -582,6 +591,12 @@ class Learner:
     warm-up transitions) is spent: a learner slower than the data (a robot's graph on a CPU) would otherwise
     hand the actor a critic of a few hundred updates, whose gradient sent the simulated plug off the socket's
     top face; until then the acting side keeps passing the VLA's chunk through (more warm-up data).
+
+    Poison guard: before every export and checkpoint the networks are checked (``divergence``: non-finite
+    parameters, a parameter norm grown ``PARAMETER_GROWTH``-fold since the last good check, or a critic loss
+    above ``LOSS_BOUND``). A divergent state is never exported or saved: the networks, normaliser and
+    optimisers roll back to the last good copy (kept at each passed check; the update count goes on), and the
+    rollback is counted (``rollbacks``) and logged.
     """
 
     def __init__(self, algorithm: RLTAlgorithm, replay: ReplayBuffer, checkpoint_dir: str | Path | None = None,
@@ -607,6 +622,9 @@ class Learner:
         self.error: BaseException | None = None
         self.first_export_at = 0  # no weights leave before this many updates (set when training starts)
         self.extra_state: dict = {}  # saved into state.json with each checkpoint (e.g. episode counters)
+        self._good: dict | None = None  # the last state that passed the divergence check (a copy), and its
+        self._good_norm = float("nan")  # parameter norm; taken when training starts and at every passed check
+        self.rollbacks = 0
 
     # ---- budget ---------------------------------------------------------------------------------
     def ready(self) -> bool:
@@ -651,6 +669,8 @@ class Learner:
                 self.first_export_at = self.budget()
             with self._lock:
                 self.mirror = TensorReplay(self.replay, self.algorithm.normalise_fields, self.algorithm.device)
+                if self._good is None:
+                    self._keep_good(self.algorithm.parameter_norm())
         stats: dict[str, float] = {}
         for _ in range(n):
             with self._lock:
@@ -674,17 +694,63 @@ class Learner:
         return n
 
     def export(self) -> None:
-        """Put the current actor into the latest-only weight queue."""
+        """Put the current actor into the latest-only weight queue (nothing when the check rolled back)."""
         with self._lock:
+            if not self.check_divergence():
+                return
             weights, cfg_json = self.algorithm.export()
             version = self.algorithm.num_updates
         self.weights.put(version, weights, cfg_json)
+
+    # ---- poison guard -----------------------------------------------------------------------------
+    def divergence(self, norm: float) -> str:
+        """Why the current networks (parameter norm ``norm``) are divergent, or '' when they are not."""
+        cfg = self.cfg
+        loss = float(self.algorithm.stats.get("critic_loss", 0.0))
+        bound = LOSS_BOUND * cfg.num_critics * (cfg.return_max - cfg.return_min) ** 2
+        if not np.isfinite(norm):
+            return "non-finite parameters"
+        if np.isfinite(self._good_norm) and norm > PARAMETER_GROWTH * max(self._good_norm, 1e-6):
+            return f"parameter norm {norm:.4g} > {PARAMETER_GROWTH:g} x the last good {self._good_norm:.4g}"
+        if not np.isfinite(loss) or loss > bound:
+            return f"critic loss {loss:.4g} (bound {bound:.4g})"
+        return ""
+
+    def check_divergence(self) -> bool:
+        """True when the networks are healthy (then they become the last good copy); else roll back to the
+        last good copy and return False. One host sync (the parameter norm)."""
+        with self._lock:
+            norm = self.algorithm.parameter_norm()
+            why = self.divergence(norm)
+            if not why:
+                self._keep_good(norm)
+                return True
+            self.rollbacks += 1
+            self.stats["rollbacks"] = float(self.rollbacks)
+            if self._good is None:
+                raise RuntimeError(f"the learner diverged ({why}) before any good state was kept")
+            alg = self.algorithm
+            counters, counts = (alg.num_updates, alg.num_actor_updates), alg._counts.clone()
+            alg.load_state_dict(self._good)
+            (alg.num_updates, alg.num_actor_updates), alg._counts_read = counters, counts.tolist()
+            alg._counts.copy_(counts)
+            for stats in (alg.stats, self.stats):
+                stats.pop("critic_loss", None)  # the divergent loss is not the rolled-back networks'
+            log.warning("the learner diverged at update %d (%s): not exported, rolled back to the last good state "
+                        "(%d rollback(s) so far); check the replay for bad transitions", alg.num_updates, why,
+                        self.rollbacks)
+            return False
+
+    def _keep_good(self, norm: float) -> None:
+        self._good, self._good_norm = copy.deepcopy(self.algorithm.state_dict()), norm
 
     def save(self) -> Path | None:
         if self.checkpoint_dir is None:
             return None
         self.replay.sync()  # the checkpoint never refers to transitions that could still be lost
         with self._lock:
+            if self._good is not None:
+                self.check_divergence()  # a divergent state is rolled back first: never saved
             extra = {"replay_total_added": self.replay.total_added, "first_export_at": self.first_export_at,
                      **self.extra_state}
             path = save_checkpoint(self.checkpoint_dir, self.algorithm, extra)
@@ -699,6 +765,10 @@ class Learner:
         with self._lock:
             info = load_checkpoint(self.checkpoint_dir, self.algorithm)
             self.mirror = None  # normalised with the loaded normaliser when training (re)starts
+            if not np.isfinite(self.algorithm.parameter_norm()):
+                raise ValueError(f"the checkpoint in {self.checkpoint_dir} holds non-finite parameters (written "
+                                 "before the learner's divergence guard); move it away to start from the previous "
+                                 "checkpoint-* folder (point 'latest' at it) or from scratch")
         self.first_export_at = int(info.get("first_export_at", 0))  # a learner stopped in its warm-up still holds
         self.extra_state = {k: v for k, v in info.items()
                             if k not in ("counters", "replay_total_added", "first_export_at")}

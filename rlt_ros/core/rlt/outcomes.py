@@ -1,0 +1,97 @@
+"""The learner's terminal rewards come from the episode's outcome event, not from what a Transition claims.
+
+Any process on the domain can publish a Transition or an EpisodeEvent (without SROS2: see the README). The
+reward node publishes exactly one outcome (SUCCESS, FAILURE or TIMEOUT) per episode, then RESET, then the next
+START. ``OutcomeGate`` stores a transition that claims nothing (no reward, not done) at once, and holds an
+episode's end rows (done, or any reward) until the episode is closed (its RESET, or a START of another
+episode). Then its rows are stored as the outcome says: SUCCESS and FAILURE relabel them (reward 1 or 0 at the
+window's last executed step, done); a TIMEOUT is a truncation, which has no end rows (the actor drops the open
+windows), so any claimed end row is dropped; no outcome, or two different ones (a forged event beside the reward
+node's), drops them too, with a count and a reason. Rows of an episode already closed are judged at once.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import replace
+
+import numpy as np
+
+from rlt_ros.core.interfaces import EpisodeEventPacket, EventType
+from rlt_ros.core.rlt.replay import Transition
+
+_REWARD = {EventType.SUCCESS: 1.0, EventType.FAILURE: 0.0}
+
+
+class OutcomeGate:
+    def __init__(self, max_held: int = 10_000, max_closed: int = 1000):
+        self.max_held, self.max_closed = max_held, max_closed
+        self._held: OrderedDict[int, list[Transition]] = OrderedDict()  # episode -> end rows waiting for the close
+        self._outcomes: dict[int, set[EventType]] = {}  # outcome events seen per open episode
+        self._closed: OrderedDict[int, EventType | None] = OrderedDict()  # the outcome closed episodes kept
+        self.counters = {"end_rows_stored": 0, "end_rows_dropped": 0, "conflicting_outcomes": 0}
+        self.last_drop = ""  # why the last end rows were dropped (for the node's log)
+
+    def add(self, t: Transition) -> list[Transition]:
+        """The rows to store now (``t`` itself, relabelled, or nothing while its episode is open)."""
+        if not t.done and not np.any(t.rewards):
+            return [t]
+        if t.episode_id in self._closed:
+            return self._judge(t.episode_id, self._closed[t.episode_id], [t])
+        held = self._held.setdefault(t.episode_id, [])
+        held.append(t)
+        if sum(len(v) for v in self._held.values()) > self.max_held:
+            episode, rows = self._held.popitem(last=False)
+            self._drop(len(rows), f"more than {self.max_held} end rows held: episode {episode}'s dropped")
+        return []
+
+    def on_event(self, event: EpisodeEventPacket) -> list[Transition]:
+        """Track outcomes; a RESET closes its episode, a START closes every other one. Returns rows to store."""
+        kind, episode = event.type, event.episode_id
+        if kind in (EventType.SUCCESS, EventType.FAILURE, EventType.TIMEOUT):
+            if episode in self._closed:
+                if self._closed[episode] != kind:
+                    self.counters["conflicting_outcomes"] += 1
+                    self.last_drop = f"episode {episode}: a late {kind.name} after it was closed: ignored"
+                return []
+            self._outcomes.setdefault(episode, set()).add(kind)
+            return []
+        if kind == EventType.RESET:
+            return self._close(episode)
+        if kind == EventType.START:
+            self._closed.pop(episode, None)  # an id used again (a reward node from before unique ids) starts afresh
+            return [t for other in list({*self._held, *self._outcomes} - {episode}) for t in self._close(other)]
+        return []
+
+    def _close(self, episode: int) -> list[Transition]:
+        seen = self._outcomes.pop(episode, set())
+        if len(seen) > 1:
+            self.counters["conflicting_outcomes"] += 1
+        outcome = next(iter(seen)) if len(seen) == 1 else None
+        self._closed[episode] = outcome
+        while len(self._closed) > self.max_closed:
+            self._closed.popitem(last=False)
+        rows = self._held.pop(episode, [])
+        if len(seen) > 1:
+            return self._drop(len(rows), f"episode {episode}: conflicting outcomes "
+                                         f"{sorted(k.name for k in seen)} (a forged event?)")
+        return self._judge(episode, outcome, rows)
+
+    def _judge(self, episode: int, outcome: EventType | None, rows: list[Transition]) -> list[Transition]:
+        if not rows:
+            return []
+        if outcome not in _REWARD:
+            why = "no outcome" if outcome is None else f"outcome {outcome.name}, a truncation without end rows"
+            return self._drop(len(rows), f"episode {episode}: {why}")
+        out = []
+        for t in rows:
+            rewards = np.zeros_like(t.rewards)
+            rewards[(t.steps or len(rewards)) - 1] = _REWARD[outcome]
+            out.append(replace(t, rewards=rewards, done=True))
+        self.counters["end_rows_stored"] += len(out)
+        return out
+
+    def _drop(self, n: int, why: str) -> list[Transition]:
+        self.counters["end_rows_dropped"] += n
+        self.last_drop = f"{n} end row(s) dropped: {why}"
+        return []
