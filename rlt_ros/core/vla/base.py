@@ -258,7 +258,7 @@ def load_backend(kind: str, path: str | None = None, **kwargs) -> VLABackend:
     """Load a VLA backend.
 
     kind: "builtin" (rlt_ros's small VLA; ``path`` None = the shipped checkpoint), "smolvla", "pi0" or
-    "pi05" (LeRobot policies from a local directory, loaded offline; needs requirements/lerobot.txt).
+    "pi05" (LeRobot policies from a local directory, loaded offline; needs lerobot 0.6: `make setup-vla`).
     kwargs go to the backend's constructor (e.g. device="cpu", joint_names=[...], camera_map={...}).
     """
     if kind == "builtin":

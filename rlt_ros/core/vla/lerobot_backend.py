@@ -256,8 +256,8 @@ class LeRobotBackend(VLABackend):
         joint_names: the action's joint order, for check_compatible (LeRobot configs do not store names).
         vlm_path: SmolVLA: local folder with the VLM's config.json + tokenizer (overrides vlm_model_name).
         tokenizer_path: π0/π0.5: local folder with the PaliGemma tokenizer (overrides the pre-processor's hub id).
-        dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32" or "bfloat16" (π0/π0.5's weights;
-        SmolVLA's whole policy).
+        dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32" or "bfloat16": π0/π0.5's config dtype
+        (LeRobot keeps the vision tower, projector and norms in float32), SmolVLA's VLM + action expert.
         """
         if kind not in LEROBOT_KINDS:
             raise ValueError(f"unknown LeRobot VLA kind {kind!r}; valid choices: {', '.join(LEROBOT_KINDS)}")
@@ -296,8 +296,8 @@ class LeRobotBackend(VLABackend):
         with build:
             policy = _policy_class(kind).from_pretrained(str(path), config=cfg)
         policy.to(device)
-        if kind == "smolvla" and dtype == "bfloat16":
-            policy.to(torch.bfloat16)
+        if kind == "smolvla" and dtype == "bfloat16":  # as LeRobot loads SmolVLM: the VLM + expert in bf16
+            policy.model.vlm_with_expert.to(torch.bfloat16)
         overrides: dict[str, Any] = {"device_processor": {"device": device}}
         if tokenizer_dir is not None:
             overrides["tokenizer_processor"] = {"tokenizer_name": tokenizer_dir}
