@@ -16,7 +16,7 @@ from rlt_ros.core.data.bag_io import read_episodes
 
 LEROBOT_MISSING = (
     "LeRobot is not installed in this environment: use the real-VLA environment (`make setup-vla`, then "
-    ".venv-vla/bin/rlt ...), which has lerobot 0.6 (Python >= 3.12)"
+    ".venv-vla/bin/rlt ...), which has lerobot[dataset] 0.6 (Python >= 3.12)"
 )
 
 
@@ -32,7 +32,7 @@ def _import_dataset_class():
     try:
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
     except ImportError as err:
-        raise ImportError(LEROBOT_MISSING) from err
+        raise ImportError(f"{LEROBOT_MISSING}: {err}") from err
     return LeRobotDataset
 
 
