@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
     z, mask, eps = embed_demos(vla, episodes, args.frame_stride, args.max_frames)
     print(f"rlt train-token: {len(z)} frames from {len(episodes)} episodes, M={z.shape[1]} D={z.shape[2]} "
           f"({time.time() - t0:.0f} s)")
-    cfg = TokenConfig(embed_dim=vla.embed_dim, max_tokens=max(int(z.shape[1]), 1), width=args.width,
+    # the built-in VLA's M is fixed; a LeRobot VLA's M grows with the instruction: leave room up to the default
+    max_tokens = int(z.shape[1]) if args.vla_kind == "builtin" else max(int(z.shape[1]), TokenConfig.max_tokens)
+    cfg = TokenConfig(embed_dim=vla.embed_dim, max_tokens=max(max_tokens, 1), width=args.width,
                       token_dim=args.token_dim, layers=args.layers, decoder_layers=args.decoder_layers,
                       heads=args.heads, context_dropout=args.context_dropout)
     t0 = time.time()

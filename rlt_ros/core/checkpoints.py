@@ -20,15 +20,15 @@ def token_checkpoint() -> Path:
     return SHIPPED / "rl_token"
 
 
-def load_token_encoder(path: str | Path | None = None, expect_embed_dim: int | None = None):
-    """The RL-token encoder at ``path`` (None: the shipped one), checked against the VLA's width."""
+def load_token_encoder(path: str | Path | None = None, expect_embed_dim: int | None = None, device: str = "cpu"):
+    """The RL-token encoder at ``path`` (None: the shipped one) on ``device``, checked against the VLA's width."""
     from rlt_ros.core.rlt.modeling_token import TokenEncoder
 
     directory = Path(path) if path else token_checkpoint()
     if not directory.is_dir():
         raise FileNotFoundError(f"RL-token checkpoint {directory} does not exist; train one with `rlt train-token` "
                                 "or set vla.token_checkpoint")
-    return TokenEncoder.from_dir(directory, expect_embed_dim=expect_embed_dim)
+    return TokenEncoder.from_dir(directory, expect_embed_dim=expect_embed_dim, device=device)
 
 
 def check_token_matches_vla(token_dir: str | Path | None, vla_dir: str | Path | None) -> None:

@@ -14,12 +14,11 @@ import torch
 
 from rlt_ros.core.types import Observation
 from rlt_ros.core.vla import IncompatibleArmError, VLAInputError, load_backend
-from rlt_ros.core.vla.lerobot_backend import CheckpointFolderError, LeRobotBackend
+from rlt_ros.core.vla.lerobot_backend import CheckpointFolderError
 from rlt_ros.core.vla.lerobot_tiny import make_tiny_vla
 
 KINDS = ("smolvla", "pi0", "pi05")
 JOINTS = ["base_yaw", "shoulder_pitch", "elbow_pitch", "wrist_pitch", "wrist_roll"]
-LANG_TOKENS, LANG_MASK = "observation.language.tokens", "observation.language.attention_mask"
 
 
 def local_folder_kwargs(kind: str, root) -> dict:
@@ -84,41 +83,18 @@ def test_pi05_reads_the_state_as_tokens_pi0_does_not(backends, kind):
         np.testing.assert_allclose(za, zb, atol=1e-6)
 
 
-def direct_prefix(vla: LeRobotBackend, o: Observation):
-    """embed_prefix + the backbone's prefix-only forward, called directly as sample_actions calls them."""
-    policy, batch = vla.policy, vla.preprocessor(vla._batch([o]))
-    if vla.kind == "smolvla":
-        from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
-
-        images, img_masks = policy.prepare_images(batch)
-        embs, pad, att = policy.model.embed_prefix(images, img_masks, batch[LANG_TOKENS], batch[LANG_MASK],
-                                                   state=policy.prepare_state(batch))
-        (out, _), _ = policy.model.vlm_with_expert.forward(
-            attention_mask=make_att_2d_masks(pad, att), position_ids=torch.cumsum(pad, 1) - 1, past_key_values=None,
-            inputs_embeds=[embs, None], use_cache=True)
-    else:
-        from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
-
-        images, img_masks = policy._preprocess_images(batch)
-        embs, pad, att = policy.model.embed_prefix(images, img_masks, batch[LANG_TOKENS], batch[LANG_MASK])
-        (out, _), _ = policy.model.paligemma_with_expert.forward(
-            attention_mask=prepare_attention_masks_4d(make_att_2d_masks(pad, att)),
-            position_ids=torch.cumsum(pad, 1) - 1, past_key_values=None, inputs_embeds=[embs, None], use_cache=True)
-    return batch, out[0].float().numpy(), pad[0].numpy()
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_captured_prefix_is_the_direct_prefix_forward_and_chunk_is_lerobots(backends, kind):
     """One call gives the embeddings a direct prefix forward gives, and LeRobot's own chunk for the same noise."""
     vla, o = backends[kind], obs(1)
     torch.manual_seed(123)
     out = vla.infer(o)
+    batch, prefix, pad = vla.prefix_forward([o])  # embed_prefix + the backbone's prefix-only forward, called directly
     with torch.no_grad():
-        batch, prefix, pad = direct_prefix(vla, o)
         torch.manual_seed(123)
         chunk = vla.postprocessor(vla.policy.predict_action_chunk(batch))
-    np.testing.assert_allclose(out.prefix_embeddings, prefix, atol=1e-5)
-    np.testing.assert_array_equal(out.prefix_mask, pad)
+    np.testing.assert_allclose(out.prefix_embeddings, prefix[0].float().numpy(), atol=1e-5)
+    np.testing.assert_array_equal(out.prefix_mask, pad[0].numpy())
     np.testing.assert_allclose(out.reference_chunk, chunk[0].numpy(), atol=1e-5)
     assert np.abs(out.reference_chunk).max() > 0
     # the instance-level wrappers are gone again

@@ -383,6 +383,34 @@ class LeRobotBackend(VLABackend):
         finally:
             del model.embed_prefix, backbone.forward  # drop the instance attributes: the class methods return
 
+    def prefix_forward(self, observations: list[Observation]):
+        """The prefix pass alone, called directly as ``sample_actions`` calls it (no denoising): returns the
+        pre-processed batch, the final-layer prefix states [B, L, D] and the pad mask [B, L] (torch tensors).
+        For benchmarks (prefix-only latency) and for checking what :meth:`infer` captures."""
+        import torch
+
+        lang = ("observation.language.tokens", "observation.language.attention_mask")
+        policy = self.policy
+        with torch.no_grad():
+            batch = self.preprocessor(self._batch(observations))
+            if self._kind == "smolvla":
+                from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
+
+                images, img_masks = policy.prepare_images(batch)
+                embs, pad, att = policy.model.embed_prefix(images, img_masks, batch[lang[0]], batch[lang[1]],
+                                                           state=policy.prepare_state(batch))
+                att_4d = make_att_2d_masks(pad, att)
+            else:
+                from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
+
+                images, img_masks = policy._preprocess_images(batch)
+                embs, pad, att = policy.model.embed_prefix(images, img_masks, batch[lang[0]], batch[lang[1]])
+                att_4d = prepare_attention_masks_4d(make_att_2d_masks(pad, att))
+            (prefix, _), _ = self._backbone().forward(
+                attention_mask=att_4d, position_ids=torch.cumsum(pad, 1) - 1, past_key_values=None,
+                inputs_embeds=[embs, None], use_cache=True)
+        return batch, prefix, pad
+
     def _batch(self, observations: list[Observation]) -> dict[str, Any]:
         import torch
 

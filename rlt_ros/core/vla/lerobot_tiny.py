@@ -94,6 +94,39 @@ def make_tiny_vla(kind: str, out_dir: str | Path, action_dim: int = 5, state_dim
     folder to pass as ``tokenizer_path`` / ``vlm_path``. size="real": the published sizes (GPU benchmarks).
     joint_names: π0/π0.5 store them as the config's ``action_feature_names`` (the backend reads them back).
     """
+    out = Path(out_dir)
+    policy, pre, post, info = _build(kind, out, action_dim, state_dim, cameras, image_size, chunk_size, seed, size,
+                                     joint_names, "float32", "cpu")
+    pol_dir = out / "policy"
+    pol_dir.mkdir(parents=True, exist_ok=True)
+    if kind != "smolvla" and size == "tiny":
+        (pol_dir / TINY_SIZES_FILE).write_text(json.dumps(TINY_PI, indent=1) + "\n")
+    policy.save_pretrained(pol_dir)
+    pre.save_pretrained(pol_dir)
+    post.save_pretrained(pol_dir)
+    (out / "README.txt").write_text(json.dumps({"what": "random-weight LeRobot VLA for tests", **info}) + "\n")
+    return pol_dir
+
+
+def random_backend(kind: str, work_dir: str | Path, size: str = "real", device: str = "cpu", dtype: str = "auto",
+                   cameras=("base", "wrist"), action_dim: int = 6, state_dim: int = 12, seed: int = 0):
+    """A LeRobotBackend over a random-weight ``kind`` built in memory on ``device`` (nothing saved but the
+    tokenizer / VLM config in ``work_dir``): real-size models for latency benchmarks without writing GBs."""
+    from rlt_ros.core.vla.lerobot_backend import IMAGE_PREFIX as PREFIX
+    from rlt_ros.core.vla.lerobot_backend import LeRobotBackend, _resolve_dtype
+
+    dtype = _resolve_dtype(dtype, device)
+    policy, pre, post, _ = _build(kind, Path(work_dir), action_dim, state_dim, cameras, 64, 50, seed, size, None,
+                                  dtype, device)
+    if kind == "smolvla" and dtype == "bfloat16":
+        import torch
+
+        policy.model.vlm_with_expert.to(torch.bfloat16)
+    return LeRobotBackend(kind, policy.to(device), pre, post, {c: f"{PREFIX}{c}" for c in cameras}, device=device)
+
+
+def _build(kind, out: Path, action_dim, state_dim, cameras, image_size, chunk_size, seed, size, joint_names, dtype,
+           device):
     if kind not in ("smolvla", "pi0", "pi05"):
         raise ValueError(f"unknown LeRobot VLA kind {kind!r}; valid choices: smolvla, pi0, pi05")
     if size not in ("tiny", "real"):
@@ -101,20 +134,21 @@ def make_tiny_vla(kind: str, out_dir: str | Path, action_dim: int = 5, state_dim
     import_lerobot()
     import torch
 
-    out = Path(out_dir)
     torch.manual_seed(seed)
-    if kind == "smolvla":
-        return _make_smolvla(out, action_dim, state_dim, cameras, image_size, chunk_size, size)
-    return _make_pi(kind, out, action_dim, state_dim, cameras, image_size, chunk_size, size, joint_names)
+    with torch.device(device):  # real sizes: build the parameters where they will run
+        if kind == "smolvla":
+            return _make_smolvla(out, action_dim, state_dim, cameras, image_size, chunk_size, size, device)
+        return _make_pi(kind, out, action_dim, state_dim, cameras, image_size, chunk_size, size, joint_names, dtype,
+                        device)
 
 
-def _make_smolvla(out: Path, action_dim, state_dim, cameras, image_size, chunk_size, size) -> Path:
+def _make_smolvla(out: Path, action_dim, state_dim, cameras, image_size, chunk_size, size, device):
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
     from lerobot.policies.smolvla.processor_smolvla import make_smolvla_pre_post_processors
     from transformers import SmolVLMConfig
 
-    vlm_dir, pol_dir = out / "vlm", out / "policy"
+    vlm_dir = out / "vlm"
     make_tokenizer(vlm_dir, smolvla=True)
     vocab = len(SPECIAL_TOKENS) + len(WORDS)
     if size == "tiny":
@@ -136,24 +170,24 @@ def _make_smolvla(out: Path, action_dim, state_dim, cameras, image_size, chunk_s
     inputs, outputs = _features(cameras, image_size, state_dim, action_dim)
     cfg = SmolVLAConfig(input_features=inputs, output_features=outputs, vlm_model_name=str(vlm_dir),
                         load_vlm_weights=False, chunk_size=chunk_size, n_action_steps=chunk_size,
-                        resize_imgs_with_padding=(image_size, image_size), device="cpu", push_to_hub=False, **layers)
+                        resize_imgs_with_padding=(image_size, image_size), device=device, push_to_hub=False, **layers)
     with _smolvla_build_patches():
         policy = SmolVLAPolicy(cfg)
     pre, post = make_smolvla_pre_post_processors(cfg, dataset_stats=_stats(state_dim, action_dim))
-    return _save(out, pol_dir, policy, pre, post, {"kind": "smolvla", "size": size, "vlm_path": str(vlm_dir)})
+    return policy, pre, post, {"kind": "smolvla", "size": size, "vlm_path": str(vlm_dir)}
 
 
-def _make_pi(kind: str, out: Path, action_dim, state_dim, cameras, image_size, chunk_size, size,
-             joint_names) -> Path:
+def _make_pi(kind: str, out: Path, action_dim, state_dim, cameras, image_size, chunk_size, size, joint_names,
+             dtype, device):
     import importlib
 
-    tok_dir, pol_dir = out / "tokenizer", out / "policy"
+    tok_dir = out / "tokenizer"
     make_tokenizer(tok_dir)
     inputs, outputs = _features(cameras, image_size if size == "tiny" else 224, state_dim, action_dim)
     mod = importlib.import_module(f"lerobot.policies.{kind}.configuration_{kind}")
     cfg_cls = mod.PI0Config if kind == "pi0" else mod.PI05Config
     common = dict(input_features=inputs, output_features=outputs, chunk_size=chunk_size, n_action_steps=chunk_size,
-                  device="cpu", push_to_hub=False, action_feature_names=list(joint_names) if joint_names else None)
+                  device=device, dtype=dtype, push_to_hub=False, action_feature_names=list(joint_names) if joint_names else None)
     if size == "tiny":
         cfg = cfg_cls(image_resolution=(image_size, image_size), num_inference_steps=2, tokenizer_max_length=48,
                       **common)
@@ -167,10 +201,7 @@ def _make_pi(kind: str, out: Path, action_dim, state_dim, cameras, image_size, c
         policy = policy_cls(cfg)
         make = getattr(processors, f"make_{kind}_pre_post_processors")
         pre, post = make(cfg, dataset_stats=_stats(state_dim, action_dim))
-    if sizes is not None:
-        pol_dir.mkdir(parents=True, exist_ok=True)
-        (pol_dir / TINY_SIZES_FILE).write_text(json.dumps(sizes, indent=1) + "\n")
-    return _save(out, pol_dir, policy, pre, post, {"kind": kind, "size": size, "tokenizer_path": str(tok_dir)})
+    return policy, pre, post, {"kind": kind, "size": size, "tokenizer_path": str(tok_dir)}
 
 
 @contextlib.contextmanager
@@ -187,11 +218,3 @@ def _local_tokenizer(processors_module, tok_dir: Path):
         yield
     finally:
         processors_module.TokenizerProcessorStep = real
-
-
-def _save(out: Path, pol_dir: Path, policy, pre, post, info: dict) -> Path:
-    policy.save_pretrained(pol_dir)
-    pre.save_pretrained(pol_dir)
-    post.save_pretrained(pol_dir)
-    (out / "README.txt").write_text(json.dumps({"what": "random-weight LeRobot VLA for tests", **info}) + "\n")
-    return pol_dir
