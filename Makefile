@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # the real-VLA environment (Python >= 3.12, LeRobot 0.6: π0, π0.5, SmolVLA)
 VLA_VENV ?= .venv-vla
-# pytest args, e.g. make test PYTEST_ARGS="-k sim -x"
+# pytest args, e.g. make test PYTEST_ARGS="-k sim -x" (the .venv tier); VLA_PYTEST_ARGS: the same for test/vla
 PYTEST_ARGS ?=
+VLA_PYTEST_ARGS ?=
 # make demo MINUTES=10 (the last 4 minutes evaluate without exploration noise)
 MINUTES ?= 15
 
@@ -18,7 +19,7 @@ help:
 	@echo "make test-vla   setup-vla if needed, then the tests of the LeRobot VLA backends only"
 	@echo "make demo    the full ROS 2 graph practising on the simulated arm (MINUTES=$(MINUTES))"
 	@echo "make bench   the benchmarks (bench/), printing their figures"
-	@echo "make clean   remove $(VENV) and build outputs"
+	@echo "make clean   remove $(VENV), $(VLA_VENV) and build outputs"
 
 setup:
 	@bash scripts/setup.sh
@@ -35,7 +36,7 @@ test-vla: setup-vla test-vla-only
 
 test-vla-only:
 	@echo "### the VLA tier (test/vla) in $(VLA_VENV)"
-	@VENV=$(VLA_VENV) source scripts/env.sh && $(VLA_VENV)/bin/python -m pytest test/vla $(PYTEST_ARGS)
+	@VENV=$(VLA_VENV) source scripts/env.sh && $(VLA_VENV)/bin/python -m pytest test/vla $(VLA_PYTEST_ARGS)
 
 demo: setup
 	@source scripts/env.sh && $(VENV)/bin/rlt demo --minutes $(MINUTES)

@@ -12,7 +12,7 @@
 #
 # RLT_VLA=1 (`make setup-vla`): the environment for real VLAs (π0, π0.5, SmolVLA through LeRobot 0.6),
 # .venv-vla by default: Python >= 3.12 (lerobot 0.6 needs it), the torch LeRobot supports
-# (RLT_VLA_TORCH_VERSION), requirements/vla.txt (lerobot[pi,smolvla]) on top of the same steps.
+# (RLT_VLA_TORCH_VERSION), requirements/vla.txt (lerobot[pi,smolvla,dataset]) on top of the same steps.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

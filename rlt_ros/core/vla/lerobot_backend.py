@@ -17,7 +17,7 @@ chunk, at the cost of a single prefix pass.
 Which prefix tokens: π0 -- 256 image tokens per camera (SigLIP, 224 px) then the language tokens
 (padded to ``tokenizer_max_length``, 48; padding masked out). π0.5 -- the same, but the robot state
 enters the prefix as text: its pre-processor normalises the state to [-1, 1], cuts it into 256 bins and
-writes the bin numbers into the prompt ("Task: ..., State: 12 200 ...;\nAction: ", up to 200 tokens),
+writes the bin numbers into the prompt ("Task: ..., State: 12 200 ...;\\nAction: ", up to 200 tokens),
 so the state's discrete tokens are language tokens of the prefix and z_1..z_M carry it. SmolVLA -- 64
 image tokens per camera (pixel-shuffled), the language tokens, then one state token (a linear
 projection of the state) as the last prefix token.
