@@ -68,7 +68,7 @@ class VLANode(RltNode):
         cfg, arm = self.vla_config, self.arm_config
         # every check before anything moves: the VLA loads, fits the arm, and the RL token was trained on it
         self.backend = load_backend(cfg.backend, cfg.checkpoint or None, **cfg.backend_kwargs())
-        self.backend.check_compatible(arm.joint_names, len(arm.joint_names))
+        self.backend.check_compatible(arm.joint_names, len(arm.joint_names), camera_names=arm.camera_names)
         self.encoder = load_token_encoder(cfg.token_checkpoint or None, expect_embed_dim=self.backend.embed_dim,
                                           device=cfg.device)
         check_token_matches_vla(cfg.token_checkpoint or None, cfg.checkpoint or None)

@@ -205,6 +205,9 @@ def test_observation_validation_and_arm_compatibility(backends, kind):
     so101 = ArmConfig(**doc["/**"]["ros__parameters"]["arm"])
     with pytest.raises(IncompatibleArmError, match="the VLA outputs 5-D actions but the arm takes 6"):
         vla.check_compatible(so101.joint_names)
+    vla.check_compatible(JOINTS, camera_names=["wrist", "base", "side"])
+    with pytest.raises(IncompatibleArmError, match=r"reads the cameras \['base', 'wrist'\].*missing: \['base'\].*arm.camera_names"):
+        vla.check_compatible(JOINTS, camera_names=["top", "wrist"])
 
 
 def test_pi_joint_names_come_from_the_checkpoint(tiny):

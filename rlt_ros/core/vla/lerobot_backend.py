@@ -253,7 +253,8 @@ class LeRobotBackend(VLABackend):
         """Load ``kind`` from the local directory ``path`` (no network).
 
         camera_map: our camera role -> the policy's image feature key (default: role r -> "observation.images.r").
-        joint_names: the action's joint order, for check_compatible (LeRobot configs do not store names).
+        joint_names: the action's joint order, for check_compatible (default: the config's action_feature_names,
+        which π0/π0.5 in lerobot 0.6 store; SmolVLA's config has none: then only the dimension is checked).
         vlm_path: SmolVLA: local folder with the VLM's config.json + tokenizer (overrides vlm_model_name).
         tokenizer_path: π0/π0.5: local folder with the PaliGemma tokenizer (overrides the pre-processor's hub id).
         dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32" or "bfloat16": π0/π0.5's config dtype
