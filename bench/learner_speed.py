@@ -92,11 +92,13 @@ def measure(cfg: RLTConfig, device: str, updates: int, warmup: int = 20, cuda_gr
                              "actor_step_per_update": round(1000 * actor / cfg.critic_updates_per_actor, 3)}}
 
 
-def inference_latency(cfg: RLTConfig, tokens: int, embed_dim: int, calls: int) -> dict:
+def inference_latency(cfg: RLTConfig, tokens: int, embed_dim: int, calls: int, device: str = "cpu") -> dict:
+    """RL-token encoder (on ``device``, as vla_node runs it) + actor (CPU, as actor_node runs it) per observation."""
     from rlt_ros.core.rlt.configuration_token import TokenConfig
     from rlt_ros.core.rlt.modeling_token import RLTokenModel, TokenEncoder
 
-    enc = TokenEncoder(RLTokenModel(TokenConfig(embed_dim=embed_dim, max_tokens=tokens, token_dim=cfg.token_dim)))
+    enc = TokenEncoder(RLTokenModel(TokenConfig(embed_dim=embed_dim, max_tokens=tokens, token_dim=cfg.token_dim)),
+                       device=device)
     policy = RLTAlgorithm(cfg).policy()
     z = np.random.default_rng(0).normal(size=(tokens, embed_dim)).astype(np.float32)
     mask = np.ones(tokens, bool)

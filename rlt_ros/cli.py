@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-lerobot": ("export_lerobot", "convert MCAP demonstration bags to a LeRobotDataset"),
     "train-vla": ("train_vla", "train the built-in VLA base policy on demonstrations"),
     "eval-vla": ("eval_vla", "evaluate a VLA base policy on the simulated task"),
+    "make-tiny-vla": ("make_tiny_vla", "a tiny random-weight SmolVLA/π0/π0.5 checkpoint, built offline (try-out, tests)"),
     "train-token": ("train_token", "train the RL-token encoder/decoder on demonstrations (RLT stage 1)"),
     "sim-train": ("sim_train", "online RLT practice on the simulated arm, headless and in-process (RLT stage 2)"),
     "launch": ("launch", "start a node graph (train, eval) without `ros2 launch`, e.g. `rlt launch train arm:=sim`"),

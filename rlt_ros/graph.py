@@ -138,6 +138,23 @@ def param_files(arm: str, directory: Path | None = None) -> tuple[str, ...]:
     return tuple(str(f) for f in files)
 
 
+# launch arguments `vla.<name>:=value` of ros2 launch and rlt launch: the vla node's parameter, applied last
+VLA_LAUNCH_ARGS = {
+    "vla.backend": "the VLA backend: builtin|smolvla|pi0|pi05 (default: from the parameter files)",
+    "vla.checkpoint": "the VLA checkpoint folder",
+    "vla.tokenizer_path": "pi0/pi05: local folder with the PaliGemma tokenizer",
+    "vla.vlm_path": "smolvla: local folder with the VLM's config + tokenizer",
+    "vla.token_checkpoint": "the RL-token folder (rlt train-token --out)",
+    "vla.device": "torch device of the VLA and the RL-token encoder (cpu, cuda)",
+}
+
+
+def vla_overrides(values: Mapping[str, str]) -> dict[str, dict[str, ParamValue]]:
+    """The ``vla.*`` launch arguments given a non-empty value, as graph() overrides of the vla node."""
+    given = {name: value for name, value in values.items() if name in VLA_LAUNCH_ARGS and value != ""}
+    return {"vla": given} if given else {}
+
+
 def graph(kind: str, arm: str, overrides: Mapping[str, Mapping[str, ParamValue]] | None = None,
           extra_params: tuple[str, ...] = (), directory: Path | None = None) -> list[NodeSpec]:
     """The nodes of graph ``kind`` (train|eval) for ``arm`` (sim|ur|franka|so101), ready to start.

@@ -13,7 +13,7 @@ from rlt_ros import graph
 
 
 def launch_description(kind: str):
-    """``ros2 launch rlt_ros <kind>.launch.py arm:=... rviz:=true|false params:=extra.yaml``."""
+    """``ros2 launch rlt_ros <kind>.launch.py arm:=... rviz:=true|false params:=extra.yaml [vla.backend:=pi05 ...]``."""
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
     from launch.substitutions import LaunchConfiguration
@@ -24,7 +24,8 @@ def launch_description(kind: str):
     def nodes(context):
         arm = LaunchConfiguration("arm").perform(context)
         extra = LaunchConfiguration("params").perform(context)
-        specs = graph.graph(kind, arm, extra_params=(extra,) if extra else ())
+        vla = {name: LaunchConfiguration(name).perform(context) for name in graph.VLA_LAUNCH_ARGS}
+        specs = graph.graph(kind, arm, overrides=graph.vla_overrides(vla), extra_params=(extra,) if extra else ())
         folder = tempfile.mkdtemp(prefix=f"rlt_{kind}_")
         actions = [Node(**graph.launch_node_kwargs(spec, graph.write_overrides(spec, folder))) for spec in specs]
         if LaunchConfiguration("rviz").perform(context).lower() == "true":
@@ -35,5 +36,6 @@ def launch_description(kind: str):
         DeclareLaunchArgument("arm", default_value="sim", choices=arms, description="the arm"),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"], description="start rviz2"),
         DeclareLaunchArgument("params", default_value="", description="extra parameter file, applied last"),
+        *[DeclareLaunchArgument(name, default_value="", description=text) for name, text in graph.VLA_LAUNCH_ARGS.items()],
         OpaqueFunction(function=nodes),
     ])

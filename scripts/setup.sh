@@ -9,14 +9,31 @@
 #   5. repair the build-host paths baked into the ROS wheels' CMake exports
 #   6. build rlt_ros's interfaces (msg/, srv/) with cmake into .venv
 #   7. install the rlt_ros Python package, its executables and share/ (launch, config) into .venv
-#   8. optional extras (lerobot), when requirements/lerobot.txt exists and RLT_SKIP_LEROBOT is unset
+#
+# RLT_VLA=1 (`make setup-vla`): the environment for real VLAs (π0, π0.5, SmolVLA through LeRobot 0.6),
+# .venv-vla by default: Python >= 3.12 (lerobot 0.6 needs it), the torch LeRobot supports
+# (RLT_VLA_TORCH_VERSION), requirements/vla.txt (lerobot[pi,smolvla,dataset]) on top of the same steps.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${RLT_VENV:-$ROOT/.venv}"
-PYTHON="${PYTHON:-python3}"
+VLA_MODE="${RLT_VLA:-}"
+if [ -n "$VLA_MODE" ]; then
+  VENV="${RLT_VENV:-$ROOT/.venv-vla}"
+  MIN_PY=12
+  if [ -z "${PYTHON:-}" ]; then  # the first working python3.12/3.13 (on PATH, then pyenv's versions)
+    for c in python3.12 python3.13 "$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12; do
+      if "$c" --version >/dev/null 2>&1; then PYTHON="$c"; break; fi
+    done
+  fi
+  PYTHON="${PYTHON:-python3.12}"
+  TORCH_VERSION="${RLT_VLA_TORCH_VERSION:-2.11.0}"  # lerobot 0.6.1: torch >=2.7,<2.12
+else
+  VENV="${RLT_VENV:-$ROOT/.venv}"
+  PYTHON="${PYTHON:-python3}"
+  MIN_PY=10
+  TORCH_VERSION="${RLT_TORCH_VERSION:-2.13.0}"
+fi
 STAMPS="$VENV/.rlt-setup"
-TORCH_VERSION="${RLT_TORCH_VERSION:-2.13.0}"
 T_START=$(date +%s.%N)
 
 die() { echo "make setup: error: $*" >&2; exit 1; }
@@ -31,9 +48,9 @@ mark() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
 
 # 1. toolchain -----------------------------------------------------------------------------------
 step "check toolchain"
-command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python >= 3.10 (Debian/Ubuntu: apt-get install python3 python3-venv python3-dev)"
-"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-  || die "$("$PYTHON" --version 2>&1) is not supported: rlt_ros needs Python >= 3.10 (set PYTHON=/path/to/python3.11)"
+"$PYTHON" --version >/dev/null 2>&1 || die "$PYTHON not found: install Python >= 3.$MIN_PY (Debian/Ubuntu: apt-get install python3 python3-venv python3-dev), or set PYTHON=/path/to/python3.$MIN_PY"
+"$PYTHON" -c "import sys; sys.exit(0 if sys.version_info >= (3, $MIN_PY) else 1)" \
+  || die "$("$PYTHON" --version 2>&1) is not supported here: ${VLA_MODE:+lerobot 0.6 (the real-VLA environment) }needs Python >= 3.$MIN_PY (set PYTHON=/path/to/python3.$MIN_PY)"
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info < (3, 14) else 1)' \
   || die "$("$PYTHON" --version 2>&1): the ROS 2 wheels exist for CPython 3.10-3.13 only (set PYTHON=python3.12)"
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || die "Python's venv module is missing (Debian/Ubuntu: apt-get install python3-venv)"
@@ -58,6 +75,8 @@ mkdir -p "$ROOT/build"
 PIP_LOG="$ROOT/build/pip.log"
 # pip's output goes to build/pip.log; its tail is shown when it fails
 pip_install() { "$PY" -m pip install --disable-pip-version-check "$@" >>"$PIP_LOG" 2>&1 || { grep -v "is ignored" "$PIP_LOG" | tail -15 >&2; return 1; }; }
+# an attempt whose failure is expected on some machines: its output stays in the log
+pip_try() { "$PY" -m pip install --disable-pip-version-check "$@" >>"$PIP_LOG" 2>&1; }
 
 # 3. torch -----------------------------------------------------------------------------------------
 step "torch $TORCH_VERSION"
@@ -67,25 +86,38 @@ elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; the
   pip_install "torch==$TORCH_VERSION" || die "pip could not install torch==$TORCH_VERSION"
   done_step "installed (CUDA build: NVIDIA GPU found)"
 else
-  # CPU machine: a local/extra-index CPU wheel (torch==X+cpu), else PyTorch's CPU index; never PyPI's CUDA build.
-  pip_install "torch==$TORCH_VERSION+cpu" \
-    || pip_install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
-    || die "no CPU build of torch==$TORCH_VERSION found. Offer one to pip (e.g. --find-links DIR with the wheel) or set RLT_TORCH_VERSION"
-  done_step "installed (CPU build)"
+  # CPU machine: a local/extra-index CPU wheel (torch==X+cpu), else PyTorch's CPU index; never PyPI's CUDA build
+  # while a CPU build can be had. Only the real-VLA environment falls back to PyPI's build (it runs on CPU too).
+  if pip_try "torch==$TORCH_VERSION+cpu" \
+    || pip_try "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu --retries 1 --timeout 20; then
+    done_step "installed (CPU build)"
+  elif [ -n "$VLA_MODE" ]; then
+    echo
+    echo "    no CPU build of torch $TORCH_VERSION for $("$PY" --version 2>&1) (not in pip's indexes, download.pytorch.org/whl/cpu"
+    echo "    unreachable): installing PyPI's torch $TORCH_VERSION instead, a CUDA build (~2.5 GB with its nvidia-* packages)"
+    echo "    that runs on CPU. To avoid it, offer a CPU wheel to pip (PIP_FIND_LINKS=DIR) and run make setup-vla again."
+    step "torch $TORCH_VERSION (PyPI build)"
+    pip_install "torch==$TORCH_VERSION" || die "pip could not install torch==$TORCH_VERSION"
+    done_step "installed (PyPI's CUDA build, on a CPU machine)"
+  else
+    die "no CPU build of torch==$TORCH_VERSION found. Offer one to pip (e.g. --find-links DIR with the wheel) or set RLT_TORCH_VERSION"
+  fi
 fi
 
 # 4. python dependencies ---------------------------------------------------------------------------
-# every requirements/*.txt except ros.txt (only without a ROS install) and lerobot.txt (step 8)
+# every requirements/*.txt except ros.txt (only without a ROS install) and vla.txt (only with RLT_VLA)
 REQS=()
 for f in "$ROOT"/requirements/*.txt; do
-  case "${f##*/}" in ros.txt|lerobot.txt) ;; *) REQS+=("requirements/${f##*/}");; esac
+  case "${f##*/}" in ros.txt|vla.txt) ;; *) REQS+=("requirements/${f##*/}");; esac
 done
 [ "$ROS_MODE" = pypi ] && REQS=(requirements/ros.txt "${REQS[@]}")
+[ -n "$VLA_MODE" ] && REQS+=(requirements/vla.txt)
 step "python dependencies (${REQS[*]##*/})"
 H=$(cd "$ROOT" && inputs_hash "${REQS[@]}")
 if is_fresh deps "$H"; then done_step "up to date"; else
   # a constraint keeps pip from replacing the torch installed above
-  TORCH_PIN="$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
+  # the installed distribution's version (torch.__version__ may carry a local label pip cannot match, e.g. +cu130)
+  TORCH_PIN="$("$PY" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null)"
   echo "torch==$TORCH_PIN" > "$STAMPS.torch-constraint.txt"
   (cd "$ROOT" && pip_install -c "$STAMPS.torch-constraint.txt" $(printf -- '-r %s ' "${REQS[@]}")) || die "pip install failed (see above)"
   mark deps "$H"; done_step "installed"
@@ -105,7 +137,7 @@ fi
 step "build rlt_ros interfaces (msg/, srv/)"
 H=$(cd "$ROOT" && inputs_hash msg srv CMakeLists.txt package.xml "$STAMPS/deps")
 if is_fresh interfaces "$H" && "$PY" -c "from rlt_ros.msg import RLToken" 2>/dev/null; then done_step "up to date"; else
-  BUILD="$ROOT/build/interfaces"
+  BUILD="$ROOT/build/interfaces${VLA_MODE:+-vla}"
   PREFIX_PATH="$VENV"; [ "$ROS_MODE" != pypi ] && PREFIX_PATH="$VENV:${AMENT_PREFIX_PATH:-}"
   (
     export AMENT_PREFIX_PATH="$PREFIX_PATH" PATH="$VENV/bin:$PATH"
@@ -133,16 +165,6 @@ if is_fresh package "$H"; then done_step "up to date"; else
   fi
   rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."* "$ROOT"/*.egg-info
   mark package "$H"; done_step "installed"
-fi
-
-# 8. optional extras -------------------------------------------------------------------------------
-if [ -f "$ROOT/requirements/lerobot.txt" ] && [ -z "${RLT_SKIP_LEROBOT:-}" ]; then
-  step "lerobot (VLA backends; RLT_SKIP_LEROBOT=1 skips)"
-  H=$(inputs_hash "$ROOT/requirements/lerobot.txt" "$STAMPS/deps")
-  if is_fresh lerobot "$H"; then done_step "up to date"; else
-    "$PY" "$ROOT/scripts/install_lerobot.py" "$ROOT/requirements/lerobot.txt" || die "installing lerobot failed"
-    mark lerobot "$H"; done_step "installed"
-  fi
 fi
 
 step "check"

@@ -212,7 +212,7 @@ def test_shipped_token_matches_shipped_vla(tmp_path):
     meta = json.loads((other / "token_meta.json").read_text())
     meta["vla_weights_sha256"] = "0" * 64
     (other / "token_meta.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="retrain it with `rlt train-token"):
+    with pytest.raises(ValueError, match="retrain it for this VLA with `rlt train-token"):
         check_token_matches_vla(other, None)
 
 

@@ -204,7 +204,7 @@ class _Recorder:
 
 
 def run_launch_file(kind, monkeypatch, **values):
-    rec = _Recorder({"arm": "sim", "rviz": "false", "params": "", **values})
+    rec = _Recorder({"arm": "sim", "rviz": "false", "params": "", **{n: "" for n in graph.VLA_LAUNCH_ARGS}, **values})
     for name, module in rec.modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     namespace = {"__name__": f"{kind}_launch"}
@@ -225,7 +225,8 @@ def test_launch_files_compile_and_build_the_rlt_launch_graph(kind, monkeypatch, 
     arms = ("sim",) if kind == "demo" else ARMS
     for arm in arms:
         nodes, declared = run_launch_file(kind, monkeypatch, arm=arm)
-        assert set(declared) == {"arm", "rviz", "params"} and declared["arm"]["choices"] == list(arms)
+        assert set(declared) == {"arm", "rviz", "params", *graph.VLA_LAUNCH_ARGS}
+        assert declared["arm"]["choices"] == list(arms)
         specs = graph.graph(kind, arm)
         assert [(n["executable"], n["name"]) for n in nodes] == [(s.executable, s.name) for s in specs]
         procs = GraphProcesses(specs, out=io.StringIO())
@@ -250,6 +251,13 @@ def test_launch_file_rviz_and_extra_params(monkeypatch, tmp_path):
     assert all(str(extra) in n["parameters"] for n in nodes[:-1])
 
 
+def test_launch_file_vla_arguments(monkeypatch):
+    nodes, _ = run_launch_file("train", monkeypatch, **{"vla.backend": "pi05", "vla.checkpoint": "/models/pi05"})
+    vla = next(n for n in nodes if n["name"] == "vla")
+    overrides = yaml.safe_load(Path(vla["parameters"][-1]).read_text())["/vla"]["ros__parameters"]
+    assert overrides["vla.backend"] == "pi05" and overrides["vla.checkpoint"] == "/models/pi05"
+
+
 def test_rviz_config_shows_the_graph_topics():
     doc = yaml.safe_load((CONFIG / "rlt.rviz").read_text())
     manager = doc["Visualization Manager"]
@@ -269,7 +277,7 @@ def test_rlt_launch_arguments():
     from rlt_ros.commands.launch import parse_launch_args
 
     assert parse_launch_args(["arm:=ur", "rviz:=true", "minutes:=2"]) == {"arm": "ur", "rviz": "true", "minutes": "2"}
-    with pytest.raises(ValueError, match="valid: arm, rviz, minutes, params"):
+    with pytest.raises(ValueError, match="valid: arm, rviz, minutes, params, vla.backend, vla.checkpoint"):
         parse_launch_args(["robot:=ur"])
     with pytest.raises(ValueError, match="name:=value"):
         parse_launch_args(["arm=ur"])
@@ -284,6 +292,22 @@ def test_rlt_launch_dry_run_and_errors(capsys):
     assert "-m rlt_ros.nodes.actor_node --ros-args -r __node:=actor --params-file" in out[2]
     assert cli.main(["launch", "train", "arm:=kuka"]) == 2
     assert "valid arms: sim, ur, franka, so101" in capsys.readouterr().err
+
+
+def test_vla_launch_arguments_override_the_vla_node(tmp_path):
+    """`vla.backend:=pi05 vla.checkpoint:=...` (ros2 launch and rlt launch) end up in the vla node's overrides
+    file, applied after every parameter file; empty ones change nothing."""
+    import yaml
+
+    from rlt_ros.commands.launch import parse_launch_args
+
+    values = parse_launch_args(["arm:=ur", "vla.backend:=pi05", "vla.checkpoint:=/models/pi05", "vla.device:="])
+    specs = {s.name: s for s in graph.graph("train", "ur", overrides=graph.vla_overrides(values))}
+    assert specs["vla"].overrides == {"vla.backend": "pi05", "vla.checkpoint": "/models/pi05"}
+    assert specs["actor"].overrides == {}
+    doc = yaml.safe_load(Path(graph.write_overrides(specs["vla"], tmp_path)).read_text())
+    assert doc == {"/vla": {"ros__parameters": {"vla.backend": "pi05", "vla.checkpoint": "/models/pi05"}}}
+    assert graph.vla_overrides({"arm": "ur", "vla.backend": ""}) == {}
 
 
 def test_graph_env_defaults(monkeypatch):

@@ -37,6 +37,7 @@ LAUNCH_ARGS = {
     "rviz": "true|false: also start rviz2 with config/rlt.rviz when rviz2 is installed (default false)",
     "minutes": "stop the graph after this many minutes (default: run until Ctrl-C)",
     "params": "an extra ROS parameter file applied after config/rlt.yaml and config/arms/<arm>.yaml",
+    **graph_mod.VLA_LAUNCH_ARGS,
 }
 # return codes of a process that stopped because it was asked to (SIGINT or SIGTERM)
 _CLEAN_STOP = {0, -signal.SIGINT, 128 + signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGTERM}
@@ -297,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         if minutes is not None and minutes <= 0:
             raise ValueError(f"minutes:={minutes:g}: must be > 0")
         extra_params = (values["params"],) if "params" in values else ()
-        specs = graph_mod.graph(args.kind, arm, extra_params=extra_params)
+        specs = graph_mod.graph(args.kind, arm, overrides=graph_mod.vla_overrides(values), extra_params=extra_params)
     except (ValueError, FileNotFoundError) as err:
         print(f"rlt launch: {err}", file=sys.stderr)
         return 2

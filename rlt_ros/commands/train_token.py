@@ -2,6 +2,8 @@
 
     rlt train-token --demos data/demos --out runs/token                 # the shipped built-in VLA
     rlt train-token --vla runs/base_vla --demos data/demos --out runs/token --steps 2000
+    rlt train-token --vla-kind pi05 --vla /models/pi05_policy --tokenizer-path /models/paligemma_tokenizer \
+        --device cuda --demos data/my_lerobot_dataset --out runs/token_pi05
 
 The frozen VLA embeds every ``--frame-stride``-th demo frame (prefix embeddings z_1..z_M); the encoder g
 and decoder d + head h are fitted on them with L_ro; whole demo episodes are held out to report the
@@ -22,7 +24,11 @@ from rlt_ros.core.rlt.configuration_token import TokenConfig, TokenTrainingConfi
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vla", default=None, help="VLA checkpoint directory (default: the shipped built-in VLA)")
     parser.add_argument("--vla-kind", default="builtin", help="VLA backend kind (builtin, smolvla, pi0, pi05)")
-    parser.add_argument("--demos", required=True, help="demonstrations directory (MCAP bags or .npz episodes)")
+    parser.add_argument("--vlm-path", default=None, help="SmolVLA: local folder with its VLM's config + tokenizer")
+    parser.add_argument("--tokenizer-path", default=None, help="pi0/pi05: local folder with the PaliGemma tokenizer")
+    parser.add_argument("--device", default="cpu", help="torch device of the VLA (cpu, cuda, ...)")
+    parser.add_argument("--demos", required=True,
+                        help="demonstrations directory (MCAP bags, a LeRobotDataset or .npz episodes)")
     parser.add_argument("--out", required=True, help="output directory of the RL token")
     parser.add_argument("--steps", type=int, default=TokenTrainingConfig.steps, help="gradient steps")
     parser.add_argument("--batch-size", type=int, default=TokenTrainingConfig.batch_size, help="frames per step")
@@ -69,14 +75,17 @@ def run(args: argparse.Namespace) -> int:
     train_cfg = TokenTrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                     val_fraction=args.val_fraction, seed=args.seed, num_threads=args.threads,
                                     eval_every=max(1, min(TokenTrainingConfig.eval_every, args.steps)))
-    vla = load_backend(args.vla_kind, args.vla)
+    extra = {k: v for k, v in (("vlm_path", args.vlm_path), ("tokenizer_path", args.tokenizer_path)) if v}
+    vla = load_backend(args.vla_kind, args.vla, device=args.device, **extra)
     print(f"rlt train-token: {vla.describe()}")
     episodes = load_demo_episodes(args.demos, max_episodes=args.max_episodes, progress=True)
     t0 = time.time()
     z, mask, eps = embed_demos(vla, episodes, args.frame_stride, args.max_frames)
     print(f"rlt train-token: {len(z)} frames from {len(episodes)} episodes, M={z.shape[1]} D={z.shape[2]} "
           f"({time.time() - t0:.0f} s)")
-    cfg = TokenConfig(embed_dim=vla.embed_dim, max_tokens=max(int(z.shape[1]), 1), width=args.width,
+    # the built-in VLA's M is fixed; a LeRobot VLA's M grows with the instruction: leave room up to the default
+    max_tokens = int(z.shape[1]) if args.vla_kind == "builtin" else max(int(z.shape[1]), TokenConfig.max_tokens)
+    cfg = TokenConfig(embed_dim=vla.embed_dim, max_tokens=max(max_tokens, 1), width=args.width,
                       token_dim=args.token_dim, layers=args.layers, decoder_layers=args.decoder_layers,
                       heads=args.heads, context_dropout=args.context_dropout)
     t0 = time.time()

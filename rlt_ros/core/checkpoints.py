@@ -20,15 +20,15 @@ def token_checkpoint() -> Path:
     return SHIPPED / "rl_token"
 
 
-def load_token_encoder(path: str | Path | None = None, expect_embed_dim: int | None = None):
-    """The RL-token encoder at ``path`` (None: the shipped one), checked against the VLA's width."""
+def load_token_encoder(path: str | Path | None = None, expect_embed_dim: int | None = None, device: str = "cpu"):
+    """The RL-token encoder at ``path`` (None: the shipped one) on ``device``, checked against the VLA's width."""
     from rlt_ros.core.rlt.modeling_token import TokenEncoder
 
     directory = Path(path) if path else token_checkpoint()
     if not directory.is_dir():
         raise FileNotFoundError(f"RL-token checkpoint {directory} does not exist; train one with `rlt train-token` "
                                 "or set vla.token_checkpoint")
-    return TokenEncoder.from_dir(directory, expect_embed_dim=expect_embed_dim)
+    return TokenEncoder.from_dir(directory, expect_embed_dim=expect_embed_dim, device=device)
 
 
 def check_token_matches_vla(token_dir: str | Path | None, vla_dir: str | Path | None) -> None:
@@ -44,10 +44,14 @@ def check_token_matches_vla(token_dir: str | Path | None, vla_dir: str | Path | 
     weights = Path(vla_dir or base_vla_checkpoint()) / "model.safetensors"
     if not meta_path.is_file() or not weights.is_file():
         return  # nothing recorded (or a backend without a single weights file): cannot check
-    expected = json.loads(meta_path.read_text()).get("vla_weights_sha256")
+    meta = json.loads(meta_path.read_text())
+    expected = meta.get("vla_weights_sha256")
     if not expected:
         return
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     if digest != expected:
-        raise ValueError(f"the RL token in {meta_path.parent} was trained on VLA weights {expected[:12]}..., but "
-                         f"{weights} is {digest[:12]}...: retrain it with `rlt train-token --vla {weights.parent}`")
+        trained_on = f"{meta.get('vla_kind', '?')} VLA {meta.get('vla', '?')}"
+        raise ValueError(f"the RL token in {meta_path.parent} was trained on another VLA ({trained_on}, weights sha256 "
+                         f"{expected[:12]}...), but {weights} is {digest[:12]}...: retrain it for this VLA with "
+                         f"`rlt train-token --vla-kind KIND --vla {weights.parent} --demos DEMOS --out DIR` and set "
+                         "vla.token_checkpoint to DIR")

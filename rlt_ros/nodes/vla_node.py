@@ -29,6 +29,9 @@ from rlt_ros.core.arm import ArmConfig
 class VLANodeConfig:
     backend: str = "builtin"  # VLA backend: builtin | smolvla | pi0 | pi05
     checkpoint: str = ""  # VLA checkpoint directory ('' = the built-in base policy shipped with rlt_ros)
+    tokenizer_path: str = ""  # pi0/pi05: local folder with the PaliGemma tokenizer ('' = the one the checkpoint names)
+    vlm_path: str = ""  # smolvla: local folder with the VLM's config + tokenizer ('' = the checkpoint's vlm_model_name)
+    dtype: str = "auto"  # LeRobot VLAs' weights: auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16
     token_checkpoint: str = ""  # RL-token encoder directory ('' = the one shipped for the built-in VLA)
     instruction: str = "insert the peg into the socket"  # language instruction given to the VLA
     device: str = "cpu"  # torch device of the VLA and the encoder (cpu, cuda, cuda:1, ...)
@@ -40,6 +43,18 @@ class VLANodeConfig:
             raise ValueError("vla.max_observation_age_s must be > 0")
         if self.num_threads < 0:
             raise ValueError("vla.num_threads must be >= 0 (0 = torch's default)")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"vla.dtype {self.dtype!r}: valid choices are auto, float32, bfloat16")
+        if self.backend == "builtin" and (self.tokenizer_path or self.vlm_path):
+            raise ValueError("vla.tokenizer_path / vla.vlm_path are for the LeRobot backends (pi0, pi05, smolvla)")
+
+    def backend_kwargs(self) -> dict:
+        """Keyword arguments of load_backend beyond kind and path."""
+        kwargs: dict = {"device": self.device, "num_threads": self.num_threads or None}
+        if self.backend != "builtin":
+            kwargs["dtype"] = self.dtype
+            kwargs.update({k: v for k, v in (("tokenizer_path", self.tokenizer_path), ("vlm_path", self.vlm_path)) if v})
+        return kwargs
 
 
 class VLANode(RltNode):
@@ -51,12 +66,12 @@ class VLANode(RltNode):
         from rlt_ros.core.vla import load_backend
 
         cfg, arm = self.vla_config, self.arm_config
-        self.backend = load_backend(cfg.backend, cfg.checkpoint or None, device=cfg.device,
-                                    num_threads=cfg.num_threads or None)
-        self.backend.check_compatible(arm.joint_names, len(arm.joint_names))
-        self.encoder = load_token_encoder(cfg.token_checkpoint or None, expect_embed_dim=self.backend.embed_dim)
-        if cfg.backend == "builtin":
-            check_token_matches_vla(cfg.token_checkpoint or None, cfg.checkpoint or None)
+        # every check before anything moves: the VLA loads, fits the arm, and the RL token was trained on it
+        self.backend = load_backend(cfg.backend, cfg.checkpoint or None, **cfg.backend_kwargs())
+        self.backend.check_compatible(arm.joint_names, len(arm.joint_names), camera_names=arm.camera_names)
+        self.encoder = load_token_encoder(cfg.token_checkpoint or None, expect_embed_dim=self.backend.embed_dim,
+                                          device=cfg.device)
+        check_token_matches_vla(cfg.token_checkpoint or None, cfg.checkpoint or None)
         self.phase = PhaseTracker()
         self.skipped = self.rejected = self.published = 0
         self.latency: deque[float] = deque(maxlen=500)

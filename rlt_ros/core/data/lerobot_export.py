@@ -1,7 +1,8 @@
-"""Export demonstration bags to a LeRobotDataset (LeRobot v3 format, lerobot >= 0.4).
+"""Demonstration bags to a LeRobotDataset (LeRobot v3 format, lerobot >= 0.4) and LeRobotDatasets back to
+demonstration episodes (:func:`read_lerobot_dataset`, what ``rlt train-token --demos DATASET`` reads).
 
-lerobot is optional: it pins torch < 2.11 and so usually lives in its own environment. Importing
-this module never needs it; :func:`export_to_lerobot` raises a clear error when it is missing.
+lerobot is optional: it lives in the real-VLA environment (``make setup-vla``: Python >= 3.12, lerobot 0.6).
+Importing this module never needs it; the functions raise a clear error when it is missing.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import numpy as np
 from rlt_ros.core.data.bag_io import read_episodes
 
 LEROBOT_MISSING = (
-    "LeRobot is not installed in this environment: pip install lerobot  (lerobot 0.4.x needs torch < 2.11, "
-    "so use a separate virtual environment for the export, e.g. python -m venv .venv-lerobot && "
-    ".venv-lerobot/bin/pip install lerobot -e .)"
+    "LeRobot is not installed in this environment: use the real-VLA environment (`make setup-vla`, then "
+    ".venv-vla/bin/rlt ...), which has lerobot[dataset] 0.6 (Python >= 3.12)"
 )
 
 
@@ -32,7 +32,7 @@ def _import_dataset_class():
     try:
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
     except ImportError as err:
-        raise ImportError(LEROBOT_MISSING) from err
+        raise ImportError(f"{LEROBOT_MISSING}: {err}") from err
     return LeRobotDataset
 
 
@@ -93,3 +93,45 @@ def export_to_lerobot(bags: list[str | Path], root: str | Path, repo_id: str = "
     if hasattr(dataset, "finalize"):
         dataset.finalize()
     return ExportSummary(root, repo_id, len(episodes), frames)
+
+
+def is_lerobot_dataset(root: str | Path) -> bool:
+    """True when ``root`` is a local LeRobotDataset (it has meta/info.json)."""
+    return (Path(root) / "meta" / "info.json").is_file()
+
+
+def read_lerobot_dataset(root: str | Path, max_episodes: int | None = None) -> list:
+    """Episodes of a local LeRobotDataset as DemoEpisodes (images uint8 [T, H, W, 3] per camera, proprio =
+    observation.state, actions = action, the frames' task as instruction, joint names from the action's names)."""
+    from rlt_ros.core.vla.training_builtin import DemoEpisode
+
+    dataset_cls = _import_dataset_class()
+    root = Path(root)
+    dataset = dataset_cls(repo_id=f"local/{root.name}", root=root)
+    action_names = dataset.meta.features["action"].get("names") or []
+    joints = tuple(n[: -len(".pos")] if n.endswith(".pos") else n for n in action_names)
+    cams = [k for k in dataset.meta.features if k.startswith("observation.images.")]
+    frames: dict[int, list[dict]] = {}
+    for i in range(len(dataset)):
+        item = dataset[i]
+        ep = int(item["episode_index"])
+        if max_episodes is not None and ep not in frames and len(frames) >= max_episodes:
+            continue
+        frames.setdefault(ep, []).append(item)
+    episodes = []
+    for items in frames.values():
+        images = {c[len("observation.images."):]: np.stack([_to_uint8_hwc(it[c]) for it in items]) for c in cams}
+        episodes.append(DemoEpisode(
+            images=images,
+            proprio=np.stack([np.asarray(it["observation.state"], np.float32) for it in items]),
+            actions=np.stack([np.asarray(it["action"], np.float32) for it in items]),
+            instruction=str(items[0].get("task", "")), joint_names=joints))
+    return episodes
+
+
+def _to_uint8_hwc(img) -> np.ndarray:
+    """A LeRobotDataset image (float [3, H, W] in [0, 1]) as uint8 [H, W, 3]."""
+    a = np.asarray(img, np.float32)
+    if a.ndim == 3 and a.shape[0] == 3:
+        a = a.transpose(1, 2, 0)
+    return (a * 255.0).round().clip(0, 255).astype(np.uint8)

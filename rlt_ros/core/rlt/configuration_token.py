@@ -18,7 +18,7 @@ class TokenConfig(ConfigMixin):
     """Architecture of the RL-token encoder/decoder. Saved as token_config.json next to token.safetensors."""
 
     embed_dim: int = 128  # D: width of the VLA's prefix embeddings z_i (must match the VLA)
-    max_tokens: int = 512  # largest number M of prefix tokens accepted (size of the positional table)
+    max_tokens: int = 1024  # largest number M of prefix tokens accepted (positional table; π0.5 with 3 cameras: 968)
     width: int = 0  # model width of g and d; 0 = embed_dim (the paper uses the VLA's width)
     token_dim: int = 0  # length of z_rl; 0 = width (no projection), else a linear projection to this size
     layers: int = 2  # transformer layers of the encoder g

@@ -206,13 +206,14 @@ def pooled_prefix(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
 class TokenEncoder:
     """Inference wrapper: prefix embeddings of one observation -> z_rl as float32 numpy (no gradients)."""
 
-    def __init__(self, model: RLTokenModel):
-        self.model = model.eval()
+    def __init__(self, model: RLTokenModel, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
         self.cfg = model.cfg
 
     @classmethod
-    def from_dir(cls, directory: str | Path, expect_embed_dim: int | None = None) -> "TokenEncoder":
-        return cls(RLTokenModel.from_dir(directory, expect_embed_dim))
+    def from_dir(cls, directory: str | Path, expect_embed_dim: int | None = None, device: str = "cpu") -> "TokenEncoder":
+        return cls(RLTokenModel.from_dir(directory, expect_embed_dim), device=device)
 
     @property
     def token_dim(self) -> int:
@@ -232,5 +233,6 @@ class TokenEncoder:
         if not np.all(np.isfinite(z)):
             raise ValueError("prefix embeddings contain NaN or inf")
         m = np.ones(z.shape[:2], bool) if prefix_mask is None else np.asarray(prefix_mask, bool).reshape(z.shape[:2])
-        out = self.model.encode(torch.from_numpy(z), torch.from_numpy(m)).numpy().astype(np.float32)
+        out = self.model.encode(torch.from_numpy(z).to(self.device), torch.from_numpy(m).to(self.device))
+        out = out.float().cpu().numpy()
         return out[0] if single else out

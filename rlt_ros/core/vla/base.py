@@ -172,12 +172,19 @@ class VLABackend(abc.ABC):
         if not isinstance(obs.instruction, str):
             raise VLAInputError(f"{where}: instruction must be a str, got {type(obs.instruction).__name__}")
 
-    def check_compatible(self, joint_names: Sequence[str], action_dim: int | None = None) -> None:
-        """Raise IncompatibleArmError unless this VLA's actions can drive an arm with these joints.
+    def check_compatible(self, joint_names: Sequence[str], action_dim: int | None = None,
+                         camera_names: Sequence[str] | None = None) -> None:
+        """Raise IncompatibleArmError unless this VLA's actions can drive an arm with these joints (and,
+        when ``camera_names`` is given, the arm's cameras include every camera the VLA reads).
 
         Call this before anything moves. ``joint_names`` is the arm's joint order (the order of its
         command vector); ``action_dim`` defaults to ``len(joint_names)``.
         """
+        if camera_names is not None and not set(self.camera_names) <= set(camera_names):
+            raise IncompatibleArmError(
+                f"the VLA reads the cameras {self.camera_names}, the arm has {list(camera_names)} (missing: "
+                f"{sorted(set(self.camera_names) - set(camera_names))}); name the arm's cameras as the VLA's "
+                "(arm.camera_names in config/arms/<arm>.yaml; a LeRobot policy reads observation.images.<name>)")
         joint_names = list(joint_names)
         action_dim = len(joint_names) if action_dim is None else int(action_dim)
         if action_dim != self.action_dim:
@@ -258,7 +265,7 @@ def load_backend(kind: str, path: str | None = None, **kwargs) -> VLABackend:
     """Load a VLA backend.
 
     kind: "builtin" (rlt_ros's small VLA; ``path`` None = the shipped checkpoint), "smolvla", "pi0" or
-    "pi05" (LeRobot policies from a local directory, loaded offline; needs requirements/lerobot.txt).
+    "pi05" (LeRobot policies from a local directory, loaded offline; needs lerobot 0.6: `make setup-vla`).
     kwargs go to the backend's constructor (e.g. device="cpu", joint_names=[...], camera_map={...}).
     """
     if kind == "builtin":

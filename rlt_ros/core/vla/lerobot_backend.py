@@ -14,15 +14,20 @@ post-norm prefix states [B, L, D] (the backbone applies its final norm to every 
 and the prefix padding mask [B, L]. So one call gives both the embeddings and LeRobot's own action
 chunk, at the cost of a single prefix pass.
 
+Which prefix tokens: π0 -- 256 image tokens per camera (SigLIP, 224 px) then the language tokens
+(padded to ``tokenizer_max_length``, 48; padding masked out). π0.5 -- the same, but the robot state
+enters the prefix as text: its pre-processor normalises the state to [-1, 1], cuts it into 256 bins and
+writes the bin numbers into the prompt ("Task: ..., State: 12 200 ...;\\nAction: ", up to 200 tokens),
+so the state's discrete tokens are language tokens of the prefix and z_1..z_M carry it. SmolVLA -- 64
+image tokens per camera (pixel-shuffled), the language tokens, then one state token (a linear
+projection of the state) as the last prefix token.
+
 Loading (no network): ``HF_HUB_OFFLINE=1``, ``PreTrainedConfig.from_pretrained(dir)``,
 ``Policy.from_pretrained(dir, config=cfg)``, and the checkpoint's own processor pipelines
 (``policy_preprocessor.json`` / ``policy_postprocessor.json``: normalisation statistics, tokenizer).
-SmolVLA needs its VLM's config and tokenizer as a local folder: ``vlm_path=`` (or ``vlm_model_name``
-in the checkpoint's config.json pointing at a local folder).
-
-Status: SmolVLA is tested offline with a tiny random-weight model (test/test_vla_lerobot.py). π0/π0.5
-use the same code path, but lerobot 0.4.4's π0/π0.5 need a patched transformers that is not on PyPI,
-so they are untested here.
+Local folders the checkpoint names by hub id: SmolVLA's VLM (config + tokenizer, ``vlm_path=``) and
+π0/π0.5's PaliGemma tokenizer (``tokenizer_path=``; the pre-processor names google/paligemma-3b-pt-224).
+Tested with lerobot 0.6.1 (``make setup-vla``) and tiny random-weight models (test/vla/).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ ACTION = "action"
 IMAGE_PREFIX = "observation.images."
 PREPROCESSOR_FILE = "policy_preprocessor.json"
 POSTPROCESSOR_FILE = "policy_postprocessor.json"
+TINY_SIZES_FILE = "rlt_tiny_sizes.json"  # written by lerobot_tiny next to a shrunk π0/π0.5 (never in real checkpoints)
+DTYPES = ("auto", "float32", "bfloat16")  # auto: bfloat16 on CUDA, float32 elsewhere
 
 
 class LeRobotUnavailableError(ImportError):
@@ -51,18 +58,16 @@ class LeRobotUnavailableError(ImportError):
 
 
 def import_lerobot() -> None:
-    """Import lerobot offline, with placeholders for its dataset-only dependencies; clear error if missing."""
+    """Import lerobot offline; a clear error when it is missing."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rlt_ros.core.vla._lerobot_compat import prepare_lerobot_import
-
-    prepare_lerobot_import()
     try:
         import lerobot.policies  # noqa: F401  (registers the policy configs with draccus)
     except ImportError as err:
         raise LeRobotUnavailableError(
-            f"the LeRobot VLA backends need lerobot 0.4.x: {err}. Install them with "
-            "`pip install --no-deps lerobot==0.4.4 && pip install -r requirements/lerobot.txt` (see that file)"
+            f"the LeRobot VLA backends (smolvla, pi0, pi05) need lerobot 0.6 with its pi and smolvla extras: {err}. "
+            "They live in the real-VLA environment: `make setup-vla` (Python >= 3.12, creates .venv-vla), "
+            "or `pip install 'lerobot[pi,smolvla]==0.6.1'` in a Python >= 3.12 environment"
         ) from err
     with contextlib.suppress(ImportError):
         import huggingface_hub.constants as hf_constants
@@ -112,13 +117,108 @@ def _smolvla_build_patches():
         swe.AutoProcessor = saved
 
 
-def _check_dir(path: Path) -> None:
+class CheckpointFolderError(ValueError):
+    """A folder that is not a loadable LeRobot policy checkpoint, or a local folder it needs is missing."""
+
+
+POLICY_FILES = ("config.json", "model.safetensors", PREPROCESSOR_FILE, POSTPROCESSOR_FILE)
+
+
+def _check_dir(path: Path, kind: str) -> None:
+    expected = (f"a LeRobot {kind} policy folder holds {', '.join(POLICY_FILES)} (what the policy's and its processors' "
+                "`save_pretrained` write, e.g. a `lerobot-train` output's checkpoints/last/pretrained_model)")
     if not path.is_dir():
-        raise FileNotFoundError(f"LeRobot checkpoint {path}: not a directory (expected config.json + model.safetensors "
-                                "+ policy_preprocessor.json/policy_postprocessor.json, e.g. a `save_pretrained` output)")
-    for name in ("config.json", "model.safetensors", PREPROCESSOR_FILE, POSTPROCESSOR_FILE):
-        if not (path / name).is_file():
-            raise FileNotFoundError(f"LeRobot checkpoint {path}: missing {name}")
+        raise CheckpointFolderError(f"LeRobot checkpoint {path}: not a directory; {expected}")
+    missing = [name for name in POLICY_FILES if not (path / name).is_file()]
+    if missing:
+        raise CheckpointFolderError(f"LeRobot checkpoint {path}: not a LeRobot policy folder, missing "
+                                    f"{', '.join(missing)}; {expected}")
+    try:
+        policy_type = json.loads((path / "config.json").read_text()).get("type")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise CheckpointFolderError(f"LeRobot checkpoint {path}: config.json is not a LeRobot policy config ({err})") from err
+    if policy_type != kind:
+        hint = f"set vla.backend: {policy_type}" if policy_type in LEROBOT_KINDS else (
+            f"rlt_ros reads {', '.join(LEROBOT_KINDS)} policies" if policy_type else "config.json names no policy 'type'")
+        raise CheckpointFolderError(f"LeRobot checkpoint {path} holds a {policy_type!r} policy, not {kind!r}: {hint}")
+
+
+def _tokenizer_name(path: Path) -> str | None:
+    """The tokenizer the checkpoint's pre-processor names (hub id or folder), if it has a tokenizer step."""
+    for step in json.loads((path / PREPROCESSOR_FILE).read_text()).get("steps", []):
+        if step.get("registry_name") == "tokenizer_processor":
+            return step.get("config", {}).get("tokenizer_name")
+    return None
+
+
+def _check_tokenizer(kind: str, path: Path, tokenizer_path: str | Path | None) -> str | None:
+    """The local tokenizer folder to use (None: the one the checkpoint names), or an error naming the fix."""
+    if tokenizer_path is not None:
+        if not (Path(tokenizer_path) / "tokenizer_config.json").is_file():
+            raise CheckpointFolderError(
+                f"{kind} tokenizer_path {tokenizer_path}: no tokenizer_config.json there; point vla.tokenizer_path at a "
+                "local copy of the PaliGemma tokenizer (e.g. `hf download google/paligemma-3b-pt-224 --include "
+                "'tokenizer*' special_tokens_map.json --local-dir DIR` on a machine with network)")
+        return str(tokenizer_path)
+    named = _tokenizer_name(path)
+    if named is not None and not Path(named).is_dir():
+        raise CheckpointFolderError(
+            f"{kind} checkpoint {path}: its pre-processor names the tokenizer {named!r}, which is not a local folder, "
+            "and loading is offline; set vla.tokenizer_path (tokenizer_path=) to a local copy of it (e.g. "
+            f"`hf download {named} --include 'tokenizer*' special_tokens_map.json --local-dir DIR` on a machine with network)")
+    return None
+
+
+def _resolve_dtype(dtype: str, device: str) -> str:
+    if dtype not in DTYPES:
+        raise ValueError(f"vla dtype {dtype!r}: valid choices are {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return "bfloat16" if str(device).startswith("cuda") else "float32"
+    return dtype
+
+
+@contextlib.contextmanager
+def tiny_pi_sizes(kind: str, sizes: dict | None):
+    """While lerobot builds a π0/π0.5: the Gemma, SigLIP, projector and vocabulary sizes of ``sizes``
+    (see lerobot_tiny.TINY_PI) instead of those lerobot hard-codes. ``sizes=None``: no change.
+
+    lerobot's ``PaliGemmaWithExpertModel`` sets the hard-coded sizes on the transformers configs, then builds
+    the two models from them; the models' constructors are wrapped here to shrink those configs first."""
+    if sizes is None:
+        yield
+        return
+    import importlib
+
+    modeling = importlib.import_module(f"lerobot.policies.{kind}.modeling_{kind}")
+    real = modeling.get_gemma_config, modeling.PaliGemmaForConditionalGenerationWithPiGemma, modeling.PiGemmaForCausalLM
+    vocab, width = sizes["vocab_size"], sizes["vlm"]["width"]
+
+    def get_gemma_config(variant):
+        return modeling.GemmaConfig(**sizes["vlm" if variant == "gemma_2b" else "expert"])
+
+    def paligemma(config):
+        config.text_config.vocab_size = config._vocab_size = vocab  # noqa: SLF001
+        config.image_token_index = vocab - 1
+        for name, value in {**sizes["vision"], "projection_dim": width}.items():
+            setattr(config.vision_config, name, value)
+        return real[1](config=config)
+
+    def expert(config):
+        config.vocab_size = vocab
+        return real[2](config=config)
+
+    modeling.get_gemma_config, modeling.PaliGemmaForConditionalGenerationWithPiGemma, modeling.PiGemmaForCausalLM = (
+        get_gemma_config, paligemma, expert)
+    try:
+        yield
+    finally:
+        modeling.get_gemma_config, modeling.PaliGemmaForConditionalGenerationWithPiGemma, modeling.PiGemmaForCausalLM = real
+
+
+def action_joint_names(cfg) -> list[str]:
+    """Joint names of the action from a LeRobot policy config (``action_feature_names``), [] when absent."""
+    names = getattr(cfg, "action_feature_names", None) or []
+    return [n[: -len(".pos")] if n.endswith(".pos") else n for n in names]
 
 
 class LeRobotBackend(VLABackend):
@@ -137,7 +237,9 @@ class LeRobotBackend(VLABackend):
         cfg = policy.config
         self._action_dim = int(cfg.output_features[ACTION].shape[0])
         self._proprio_dim = int(cfg.input_features[OBS_STATE].shape[0]) if OBS_STATE in cfg.input_features else None
-        self._joint_names = list(joint_names or [])
+        # the action's joint order: given, else the config's action_feature_names (π0/π0.5 in lerobot 0.6 store
+        # them; "<joint>.pos" as LeRobot's robots name them), else unknown (check_compatible checks the dimension)
+        self._joint_names = list(joint_names or action_joint_names(cfg))
         if self._joint_names and len(self._joint_names) != self._action_dim:
             raise ValueError(f"{len(self._joint_names)} joint_names given for a {self._action_dim}-D {kind} action")
         self._embed_dim = int(self._backbone_width())
@@ -146,17 +248,28 @@ class LeRobotBackend(VLABackend):
     @classmethod
     def from_pretrained(cls, kind: str, path: str | Path, device: str = "cpu", camera_map: dict[str, str] | None = None,
                         joint_names: list[str] | None = None, vlm_path: str | Path | None = None,
+                        tokenizer_path: str | Path | None = None, dtype: str = "auto",
                         num_threads: int | None = None) -> "LeRobotBackend":
         """Load ``kind`` from the local directory ``path`` (no network).
 
         camera_map: our camera role -> the policy's image feature key (default: role r -> "observation.images.r").
-        joint_names: the action's joint order, for check_compatible (LeRobot configs do not store names).
-        vlm_path: SmolVLA only: local folder with the VLM's config.json + tokenizer (overrides vlm_model_name).
+        joint_names: the action's joint order, for check_compatible (default: the config's action_feature_names,
+        which π0/π0.5 in lerobot 0.6 store; SmolVLA's config has none: then only the dimension is checked).
+        vlm_path: SmolVLA: local folder with the VLM's config.json + tokenizer (overrides vlm_model_name).
+        tokenizer_path: π0/π0.5: local folder with the PaliGemma tokenizer (overrides the pre-processor's hub id).
+        dtype: "auto" (bfloat16 on CUDA, float32 elsewhere), "float32" or "bfloat16": π0/π0.5's config dtype
+        (LeRobot keeps the vision tower, projector and norms in float32), SmolVLA's VLM + action expert.
         """
         if kind not in LEROBOT_KINDS:
             raise ValueError(f"unknown LeRobot VLA kind {kind!r}; valid choices: {', '.join(LEROBOT_KINDS)}")
         path = Path(path)
-        _check_dir(path)
+        _check_dir(path, kind)
+        dtype = _resolve_dtype(dtype, device)
+        if kind == "smolvla" and tokenizer_path is not None:
+            raise ValueError("tokenizer_path is for pi0/pi05; SmolVLA's tokenizer comes with its VLM folder (vlm_path)")
+        if kind != "smolvla" and vlm_path is not None:
+            raise ValueError(f"vlm_path is for SmolVLA; {kind} needs only its tokenizer locally (tokenizer_path)")
+        tokenizer_dir = None if kind == "smolvla" else _check_tokenizer(kind, path, tokenizer_path)
         import_lerobot()
         import torch
         from lerobot.configs.policies import PreTrainedConfig
@@ -166,22 +279,26 @@ class LeRobotBackend(VLABackend):
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         cfg = PreTrainedConfig.from_pretrained(str(path))
-        if cfg.type != kind:
-            raise ValueError(f"LeRobot checkpoint {path} holds a {cfg.type!r} policy, not {kind!r}; use kind={cfg.type!r}")
         cfg.device = device
-        tokenizer_dir = None
         if kind == "smolvla":
             if vlm_path is not None:
                 cfg.vlm_model_name = str(vlm_path)
-            if not Path(cfg.vlm_model_name).is_dir():
-                raise FileNotFoundError(
-                    f"SmolVLA checkpoint {path}: vlm_model_name={cfg.vlm_model_name!r} is not a local folder; offline "
-                    "loading needs the VLM's config.json + tokenizer locally: pass vlm_path=/path/to/SmolVLM2-500M-Video-Instruct")
+            if not (Path(cfg.vlm_model_name) / "config.json").is_file():
+                raise CheckpointFolderError(
+                    f"SmolVLA checkpoint {path}: vlm_model_name={cfg.vlm_model_name!r} is not a local VLM folder; offline "
+                    "loading needs the VLM's config.json + tokenizer locally: set vla.vlm_path (vlm_path=) to e.g. "
+                    "/models/SmolVLM2-500M-Video-Instruct")
             tokenizer_dir = cfg.vlm_model_name
-        build = _smolvla_build_patches() if kind == "smolvla" else contextlib.nullcontext()
+            build = _smolvla_build_patches()
+        else:
+            cfg.dtype = dtype
+            tiny = path / TINY_SIZES_FILE
+            build = tiny_pi_sizes(kind, json.loads(tiny.read_text()) if tiny.is_file() else None)
         with build:
             policy = _policy_class(kind).from_pretrained(str(path), config=cfg)
         policy.to(device)
+        if kind == "smolvla" and dtype == "bfloat16":  # as LeRobot loads SmolVLM: the VLM + expert in bf16
+            policy.model.vlm_with_expert.to(torch.bfloat16)
         overrides: dict[str, Any] = {"device_processor": {"device": device}}
         if tokenizer_dir is not None:
             overrides["tokenizer_processor"] = {"tokenizer_name": tokenizer_dir}
@@ -267,6 +384,34 @@ class LeRobotBackend(VLABackend):
         finally:
             del model.embed_prefix, backbone.forward  # drop the instance attributes: the class methods return
 
+    def prefix_forward(self, observations: list[Observation]):
+        """The prefix pass alone, called directly as ``sample_actions`` calls it (no denoising): returns the
+        pre-processed batch, the final-layer prefix states [B, L, D] and the pad mask [B, L] (torch tensors).
+        For benchmarks (prefix-only latency) and for checking what :meth:`infer` captures."""
+        import torch
+
+        lang = ("observation.language.tokens", "observation.language.attention_mask")
+        policy = self.policy
+        with torch.no_grad():
+            batch = self.preprocessor(self._batch(observations))
+            if self._kind == "smolvla":
+                from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
+
+                images, img_masks = policy.prepare_images(batch)
+                embs, pad, att = policy.model.embed_prefix(images, img_masks, batch[lang[0]], batch[lang[1]],
+                                                           state=policy.prepare_state(batch))
+                att_4d = make_att_2d_masks(pad, att)
+            else:
+                from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
+
+                images, img_masks = policy._preprocess_images(batch)
+                embs, pad, att = policy.model.embed_prefix(images, img_masks, batch[lang[0]], batch[lang[1]])
+                att_4d = prepare_attention_masks_4d(make_att_2d_masks(pad, att))
+            (prefix, _), _ = self._backbone().forward(
+                attention_mask=att_4d, position_ids=torch.cumsum(pad, 1) - 1, past_key_values=None,
+                inputs_embeds=[embs, None], use_cache=True)
+        return batch, prefix, pad
+
     def _batch(self, observations: list[Observation]) -> dict[str, Any]:
         import torch
 
@@ -303,63 +448,3 @@ class LeRobotBackend(VLABackend):
         assert chunk.shape == (len(observations), self.chunk_size, self._action_dim), chunk.shape
         return [VLAOutput(prefix_embeddings=z[i], prefix_mask=mask[i], reference_chunk=chunk[i])
                 for i in range(len(observations))]
-
-
-# ---- a tiny random-weight SmolVLA for offline tests and benchmarks ----------------------------------
-def make_tiny_smolvla(out_dir: str | Path, action_dim: int = 5, state_dim: int = 10, cameras=("base", "wrist"),
-                      image_size: int = 64, chunk_size: int = 50, seed: int = 0) -> Path:
-    """Build and save a tiny SmolVLA with random weights (no download): ``out_dir/vlm`` holds a tiny
-    SmolVLMConfig + a word-level tokenizer made with ``tokenizers``; ``out_dir/policy`` the policy
-    checkpoint with its processor pipelines (identity-ish normalisation stats). Returns the policy dir."""
-    import_lerobot()
-    import torch
-    from lerobot.configs.types import FeatureType, PolicyFeature
-    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
-    from lerobot.policies.smolvla.processor_smolvla import make_smolvla_pre_post_processors
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, SmolVLMConfig
-
-    out = Path(out_dir)
-    vlm_dir, pol_dir = out / "vlm", out / "policy"
-    vlm_dir.mkdir(parents=True, exist_ok=True)
-    specials = ["<pad>", "<unk>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>", "<global-img>"]
-    words = list("abcdefghijklmnopqrstuvwxyz0123456789.,:;!?'-_()") + ["insert", "the", "peg", "into", "socket", "pick", "place"]
-    vocab = {t: i for i, t in enumerate(specials + words)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<|im_start|>", eos_token="<end_of_utterance>",
-        extra_special_tokens={"fake_image_token": "<fake_token_around_image>", "image_token": "<image>",
-                              "global_image_token": "<global-img>", "end_of_utterance_token": "<end_of_utterance>"},
-    ).save_pretrained(vlm_dir)
-    SmolVLMConfig(
-        text_config=dict(model_type="llama", vocab_size=len(vocab), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                         max_position_embeddings=512, pad_token_id=0),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=image_size, patch_size=16),
-        scale_factor=2, image_token_id=vocab["<image>"], vocab_size=len(vocab),
-    ).save_pretrained(vlm_dir)
-    feats = {f"{IMAGE_PREFIX}{c}": PolicyFeature(type=FeatureType.VISUAL, shape=(3, image_size, image_size)) for c in cameras}
-    feats[OBS_STATE] = PolicyFeature(type=FeatureType.STATE, shape=(state_dim,))
-    cfg = SmolVLAConfig(
-        input_features=feats, output_features={ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(action_dim,))},
-        vlm_model_name=str(vlm_dir), load_vlm_weights=False, num_vlm_layers=2, num_expert_layers=1,
-        chunk_size=chunk_size, n_action_steps=chunk_size, resize_imgs_with_padding=(image_size, image_size),
-        tokenizer_max_length=16, num_steps=2, device="cpu", push_to_hub=False,
-    )
-    torch.manual_seed(seed)
-    from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
-
-    with _smolvla_build_patches():
-        policy = SmolVLAPolicy(cfg)
-    stats = {
-        OBS_STATE: {"mean": torch.zeros(state_dim), "std": torch.ones(state_dim)},
-        ACTION: {"mean": torch.zeros(action_dim), "std": torch.ones(action_dim)},
-    }
-    pre, post = make_smolvla_pre_post_processors(cfg, dataset_stats=stats)
-    policy.save_pretrained(pol_dir)
-    pre.save_pretrained(pol_dir)
-    post.save_pretrained(pol_dir)
-    (out / "README.txt").write_text(json.dumps({"what": "tiny random-weight SmolVLA for tests", "vlm": str(vlm_dir)}) + "\n")
-    return pol_dir

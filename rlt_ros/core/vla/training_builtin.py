@@ -241,7 +241,8 @@ def config_for_episodes(episodes: list[DemoEpisode], **overrides) -> BuiltinVLAC
 
 
 def load_demo_episodes(path: str | Path, max_episodes: int | None = None, progress: bool = False) -> list[DemoEpisode]:
-    """Demonstrations from a directory: MCAP bags (``rlt record-demos``) or ``*.npz`` episodes.
+    """Demonstrations from a directory: MCAP bags (``rlt record-demos``), a local LeRobotDataset (needs
+    lerobot) or ``*.npz`` episodes.
 
     An .npz episode holds ``images_<camera>`` uint8 [T, S, S, 3], ``proprio`` float32 [T, P],
     ``actions`` float32 [T, A] and optionally ``instruction`` (str) and ``joint_names`` (str [A]).
@@ -249,6 +250,13 @@ def load_demo_episodes(path: str | Path, max_episodes: int | None = None, progre
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"demonstrations directory {path} does not exist; record some with `rlt record-demos --out {path}`")
+    from rlt_ros.core.data.lerobot_export import is_lerobot_dataset, read_lerobot_dataset
+
+    if is_lerobot_dataset(path):
+        episodes = read_lerobot_dataset(path, max_episodes)
+        if not episodes:
+            raise ValueError(f"no episodes in the LeRobotDataset {path}")
+        return episodes
     bags = sorted({p.parent if (p.parent / "metadata.yaml").exists() else p for p in path.glob("**/*.mcap")})
     npz = sorted(path.glob("*.npz"))
     if bags:
@@ -256,7 +264,7 @@ def load_demo_episodes(path: str | Path, max_episodes: int | None = None, progre
     elif npz:
         episodes = [_load_npz_episode(p) for p in npz[:max_episodes]]
     else:
-        raise FileNotFoundError(f"no demonstrations in {path} (expected *.mcap bags or *.npz episodes)")
+        raise FileNotFoundError(f"no demonstrations in {path} (expected *.mcap bags, a LeRobotDataset or *.npz episodes)")
     if not episodes:
         raise ValueError(f"no usable demonstration episodes in {path}")
     return episodes
