@@ -68,7 +68,7 @@ def test_demo_progress_splits_base_and_practice():
     import io
 
     from rlt_ros.commands.demo import Progress, summary
-    p, m = Progress(io.StringIO()), EpisodeManager()
+    p, m = Progress(io.StringIO()), EpisodeManager(first_episode_id=1_796_429_534_484)  # a reward node's ms ids
     for e in (m.start(0.0), m.handover(1.0), m.mark(True, 3.0)):
         p.on_event(e)  # before the actor's first weights: the base policy
     p.on_weights(type("W", (), {"version": 10})())

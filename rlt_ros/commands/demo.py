@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from rlt_ros.core.episode import EpisodeRecord, EpisodeStats, PhaseTracker
+from rlt_ros.core.interfaces import EventType
 from rlt_ros.graph import KIND_OVERRIDES
 
 
@@ -68,6 +69,7 @@ class Progress:
     def __init__(self, out=sys.stdout):
         self.stats = EpisodeStats()
         self.tracker = PhaseTracker()
+        self.episode = 0  # episodes started since the demo began (the reward node's ids are large: see first_episode_id)
         self.updates = self.transitions = 0
         self.utd = 0.0  # critic updates per transition achieved by the learner
         self.first_weights_at_episode: int | None = None
@@ -80,7 +82,8 @@ class Progress:
 
     def on_event(self, event) -> None:
         with self._lock:
-            self.tracker.apply(event)
+            if self.tracker.apply(event) and event.type == EventType.START:
+                self.episode += 1
             record = self.stats.apply(event)
             if record is not None and self.first_weights_at_episode is None:
                 self.base.append(record)
@@ -91,7 +94,7 @@ class Progress:
         """From the next episode on, episodes count as the evaluation (exploration is off)."""
         with self._lock:
             self.eval_after_episode = self.tracker.episode_id
-            self.out.write(f"\n[demo] exploration off from episode {self.tracker.episode_id + 1}: "
+            self.out.write(f"\n[demo] exploration off from episode {self.episode + 1}: "
                            "evaluating the practised actor\n")
 
     def split(self) -> tuple[list[EpisodeRecord], list[EpisodeRecord], list[EpisodeRecord]]:
@@ -112,12 +115,12 @@ class Progress:
             if self.first_weights_at_episode is None:
                 self.first_weights_at_episode = self.tracker.episode_id
                 self.out.write(f"\n[demo] actor weights v{msg.version} reached the actor side at episode "
-                               f"{self.tracker.episode_id}: practice with the RL actor begins\n")
+                               f"{self.episode}: practice with the RL actor begins\n")
 
     def line(self, elapsed: float) -> str:
         h = self.stats.history
         crit = self.stats.median_critical_s(10)
-        return (f"[demo] {int(elapsed // 60)}:{int(elapsed % 60):02d} episode {self.tracker.episode_id} "
+        return (f"[demo] {int(elapsed // 60)}:{int(elapsed % 60):02d} episode {self.episode} "
                 f"{self.tracker.phase.name:<12} "
                 f"| success {sum(r.success for r in h)}/{len(h)} (last 10: {100 * self.stats.success_rate(10):.0f}%) "
                 f"| critical {'-' if math.isnan(crit) else f'{crit:.2f} s'} | updates {self.updates} "
@@ -157,8 +160,10 @@ def summary(progress: Progress, block: int, budget_s: float) -> str:
     lines = [f"| policy | episodes | success | inserted within {budget_s:g} s | median critical phase [s] |",
              "|---|---|---|---|---|",
              row("base VLA (before the actor's first weights)", base)]
+    first = len(base) + 1  # the demo's own episode count (the reward node's ids are large)
     for part in blocks(practice, block):
-        lines.append(row(f"RLT practice, episodes {part[0].episode_id}-{part[-1].episode_id} (exploring)", part))
+        lines.append(row(f"RLT practice, episodes {first}-{first + len(part) - 1} (exploring)", part))
+        first += len(part)
     if progress.eval_after_episode is not None:
         lines.append(row("RLT after practice, no exploration noise", evaluation))
     lines.append(row("all episodes", progress.stats.history))
@@ -171,18 +176,18 @@ def plot_progress(progress: Progress, path: Path, window: int = 10) -> Path:
     from rlt_ros.core.curves import plot_curves, rolling
 
     history = progress.stats.history
-    base, _, _ = progress.split()
-    ids = [r.episode_id for r in history]
+    base, practice, _ = progress.split()
+    episodes = list(range(1, len(history) + 1))  # the demo's own count (the reward node's ids are large)
     rate, crit = rolling([r.success for r in history], [r.critical_s for r in history], window)
     base_crit = [r.critical_s for r in base if r.success and r.critical_s is not None]
     baseline = {"success_rate": sum(r.success for r in base) / len(base) if base else None,
                 "critical_phase_s": statistics.median(base_crit) if base_crit else None}
     marks = {}
     if progress.first_weights_at_episode is not None:
-        marks["actor's first weights"] = progress.first_weights_at_episode
+        marks["actor's first weights"] = len(base) + 0.5
     if progress.eval_after_episode is not None:
-        marks["no exploration noise from here"] = progress.eval_after_episode + 0.5
-    return plot_curves({"rlt demo": (ids, rate, crit)}, path, xlabel="episode", window=window, baseline=baseline,
+        marks["no exploration noise from here"] = len(base) + len(practice) + 0.5
+    return plot_curves({"rlt demo": (episodes, rate, crit)}, path, xlabel="episode", window=window, baseline=baseline,
                        marks=marks, title="rlt demo: the ROS graph practising on the simulated arm")
 
 
