@@ -13,7 +13,8 @@ Arms (every RL arm gets the same practice budget: --episodes / --minutes of simu
 included, then --eval-episodes noise-free evaluation episodes on the same evaluation seeds):
   base      the VLA alone (no practice needed: evaluated on the same seeds)
   rlt       RLT with rlt_ros's defaults (RLTConfig)
-  no_token  the actor reads the mean of the VLA prefix embeddings instead of z_rl
+  no_token  the paper's "no RL token": actor and critics read the camera images (2 x 32 x 32 px) through a
+            small ResNet-10-like CNN trained online, instead of z_rl (RLTConfig.state_image_size)
   beta0     beta = 0 (no anchoring to the reference chunk)
   c1        chunk C = 1 (single-step actor, stride 1)
   no_ref    no reference pass-through (the actor never sees ã; not residual)
@@ -43,7 +44,7 @@ RESULTS = REPO / "bench" / "results"
 ARMS: dict[str, list[str]] = {
     "base": ["--base"],
     "rlt": [],
-    "no_token": ["--state", "pooled"],
+    "no_token": ["--state", "image"],
     "beta0": ["--rlt", "beta=0"],
     # C = 1 needs stride 1, so 5x the transitions per simulated second: UTD 2 keeps its updates per simulated
     # second near rlt's (50 x 2 = 100 vs 25 x 5 = 125) and its run time affordable
