@@ -37,7 +37,7 @@ class RLTConfig(ConfigMixin):
     chunk_size: int = 10  # C: action steps the actor outputs per decision (paper: 10 at 50 Hz)
     action_dim: int = 7  # A: joint position targets per step
     token_dim: int = 128  # length of the state vector z_rl (the RL token's out_dim)
-    state_image_size: int = 0  # no-token ablation: the state vector is the cameras' uint8 RGB images at this side, px (token_dim = cameras x side^2 x 3), read by a small CNN trained online; 0 = the state is z_rl
+    state_image_size: int = 0  # no-token ablation (rlt sim-train --state image): the state vector is the cameras' uint8 RGB images at this side, px (token_dim = cameras x side^2 x 3), read by a small CNN trained online; 0 = the state is z_rl
     proprio_dim: int = 14  # P: proprioception length (joint positions, velocities, extras)
     # ---- networks -----------------------------------------------------------------------------------
     actor_hidden: tuple = (256, 256)  # hidden layer sizes of the actor MLP (paper: 2 x 256; 3 x 512 for the hardest task)
