@@ -1,6 +1,7 @@
 """Sample efficiency of RLT on the simulated precision insertion, with the paper's ablations.
 
     python bench/sample_efficiency.py          # make bench: base, rlt, no_token; seeds 0 and 5 (~75 min, 2 cores)
+                                               # (no_token's CNN learner: ~3 CPU-hours per run, docs/experiments.md 2.12)
     python bench/sample_efficiency.py --full   # every arm, seeds 0-4 and held-out 5-6 (~8 h on 2 cores)
     python bench/sample_efficiency.py --quick  # smoke run (a few minutes)
     python bench/sample_efficiency.py --intervene-after 5 --results bench/results/interventions   # with interventions
