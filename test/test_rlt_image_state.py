@@ -2,6 +2,8 @@
 CNN trained online (RLTConfig.state_image_size, PracticeConfig.state_source="image"): the encoder, its
 gradients, the uint8 replay and its mirror, checkpoints and exports, and practice on fakes."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -170,3 +172,13 @@ def test_practice_on_images_stores_pixels_trains_and_refuses_another_state_sourc
     with pytest.raises(CheckpointMismatchError, match="state_image_size"):
         Practice(FakeReachEnv(), FakeVLA(), StateReader("token", PooledToken(8)), rlt, PracticeConfig(),
                  out_dir=tmp_path, progress=False)
+
+
+def test_a_replay_written_before_pixel_states_opens_as_float(tmp_path):
+    ReplayBuffer(8, 3, 4, 2, directory=tmp_path).close()
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    del meta["token_dtype"]
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    assert len(ReplayBuffer(8, 3, 4, 2, directory=tmp_path)) == 0
+    with pytest.raises(ReplayError, match="token_dtype: stored f4 vs requested u1"):
+        ReplayBuffer(8, 3, 4, 2, directory=tmp_path, token_dtype="u1")

@@ -122,7 +122,7 @@ class ReplayBuffer:
             raise ReplayError(f"token_dtype must be one of {TOKEN_DTYPES}, got {token_dtype!r}")
         self.dims = {"token_dim": int(token_dim), "proprio_dim": int(proprio_dim),
                      "chunk_size": int(chunk_size), "action_dim": int(action_dim), "token_dtype": token_dtype}
-        if min(token_dim, proprio_dim) < 0 or chunk_size < 1 or action_dim < 1 or token_dim < 1:
+        if proprio_dim < 0 or chunk_size < 1 or action_dim < 1 or token_dim < 1:
             raise ReplayError(f"invalid replay dimensions {self.dims}")
         if capacity < 1:
             raise ReplayError(f"capacity must be >= 1, got {capacity}")
@@ -159,9 +159,8 @@ class ReplayBuffer:
         if self.read_only and not meta_path.is_file():
             raise ReplayError(f"{d} holds no replay buffer (no meta.json)")
         if meta_path.is_file():
-            stored = json.loads(meta_path.read_text())
-            diff = {k: (stored.get(k, "f4" if k == "token_dtype" else None), v) for k, v in meta.items()
-                    if stored.get(k, "f4" if k == "token_dtype" else None) != v}  # no token_dtype: written before it
+            stored = {"token_dtype": "f4", **json.loads(meta_path.read_text())}  # written before pixel states
+            diff = {k: (stored.get(k), v) for k, v in meta.items() if stored.get(k) != v}
             if diff:
                 listed = ", ".join(f"{k}: stored {s} vs requested {r}" for k, (s, r) in diff.items())
                 raise ReplayError(
