@@ -77,10 +77,13 @@ def test_sim_train_on_camera_images_stores_pixels_trains_and_resumes(tmp_path, t
     from rlt_ros.core.rlt.replay import ReplayBuffer
 
     out = tmp_path / "run"
-    args = ["sim-train", "--vla", str(tiny_vla), "--state", "image", "--out", str(out), "--no-progress",
-            "--sim", "pre_critical_height_mm=10", "--critical-timeout", "0.6", "--checkpoint-every", "1",
-            "--rlt", "state_image_size=16", "--rlt", "warmup_transitions=20", "--rlt", "batch_size=8",
-            "--rlt", "utd=1", "--rlt", "actor_hidden=[32,32]", "--rlt", "critic_hidden=[32,32]"]
+    common = ["sim-train", "--vla", str(tiny_vla), "--state", "image", "--out", str(out), "--no-progress",
+              "--sim", "pre_critical_height_mm=10", "--critical-timeout", "0.6", "--checkpoint-every", "1",
+              "--rlt", "warmup_transitions=20", "--rlt", "batch_size=8", "--rlt", "utd=1",
+              "--rlt", "actor_hidden=[32,32]", "--rlt", "critic_hidden=[32,32]"]
+    with pytest.raises(SystemExit, match="state_image_size=S with S dividing 16"):  # the default 32 px
+        main(common + ["--episodes", "1"])
+    args = common + ["--rlt", "state_image_size=16"]
     assert main(args + ["--episodes", "3"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["updates"] > 0 and summary["transitions"] > 0

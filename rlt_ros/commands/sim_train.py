@@ -112,6 +112,10 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
     rlt_kw = dict(stored["rlt"]) if stored else {}
     overrides = {**_parse_overrides(args.rlt), **(rlt_overrides or {})}
     side = overrides.get("state_image_size", rlt_kw.get("state_image_size")) or IMAGE_STATE_SIZE
+    if args.state == "image" and env.config.image_size % int(side):
+        raise SystemExit(f"rlt sim-train: --state image pools the {env.config.image_size} px camera images to "
+                         f"{side} px, which does not divide them; set --rlt state_image_size=S with S dividing "
+                         f"{env.config.image_size}")
     reader = StateReader(args.state, encoder, cameras=env.config.camera_names, image_size=int(side))
     rlt_kw.update(action_dim=env.action_dim, proprio_dim=env.proprio_dim, token_dim=reader.dim,
                   state_image_size=reader.image_size, seed=args.seed)
