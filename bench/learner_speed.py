@@ -3,6 +3,7 @@
     python bench/learner_speed.py                          # CPU 1 and 2 threads, batch 256 and the default
     python bench/learner_speed.py --threads 1 --batch-sizes 256 --updates 500
     python bench/learner_speed.py --devices cpu cuda       # GPU figures too (where CUDA exists: the default)
+    python bench/learner_speed.py --image-state 32 --threads 1 --batch-sizes 64 --updates 50   # the no-token CNN
 
 Measures, through the project's own learner (``RLTAlgorithm`` + the ``TensorReplay`` mirror the ``Learner``
 samples from), per device, thread count and batch size (on CUDA also as CUDA graphs): updates per second (UTD accounting: one update =
@@ -39,13 +40,15 @@ def percentiles(samples_s: list[float]) -> dict:
 def filled_learner(cfg: RLTConfig, device: str, transitions: int = 2000, cuda_graph: bool = False) -> Learner:
     """A learner on ``device`` over an in-memory buffer of random transitions, its normaliser fitted and
     its mirror built (what ``Learner.run_updates`` does when training starts)."""
-    rb = ReplayBuffer(cfg.token_dim, cfg.proprio_dim, cfg.chunk_size, cfg.action_dim, capacity=transitions)
+    rb = ReplayBuffer(cfg.token_dim, cfg.proprio_dim, cfg.chunk_size, cfg.action_dim, capacity=transitions,
+                      token_dtype=cfg.token_dtype)
     rng = np.random.default_rng(0)
     t, p, c, a = cfg.token_dim, cfg.proprio_dim, cfg.chunk_size, cfg.action_dim
     for i in range(transitions):
         r = lambda *s: rng.normal(size=s).astype(np.float32)  # noqa: E731
-        rb.add(Transition(i // 50, i % 50, r(t), r(p), r(c, a), r(c, a), np.zeros(c, np.float32), i % 50 == 49,
-                          r(t), r(p), r(c, a)))
+        x = (lambda: rng.integers(0, 256, t).astype(np.float32)) if cfg.state_image_size else (lambda: r(t))  # noqa: E731
+        rb.add(Transition(i // 50, i % 50, x(), r(p), r(c, a), r(c, a), np.zeros(c, np.float32), i % 50 == 49,
+                          x(), r(p), r(c, a)))
     learner = Learner(RLTAlgorithm(cfg, device=device, stats_every=50, cuda_graph=cuda_graph), rb)
     learner.run_updates(1)  # fits the normaliser, builds the mirror
     return learner
@@ -157,9 +160,16 @@ def main() -> int:
     ap.add_argument("--token-dim", type=int, default=64, help="length of z_rl")
     ap.add_argument("--action-dim", type=int, default=5)
     ap.add_argument("--proprio-dim", type=int, default=17)
+    ap.add_argument("--image-state", type=int, default=0, metavar="SIDE",
+                    help="the no-token ablation: the state is --cameras images of SIDE px through the CNN "
+                         "(RLTConfig.state_image_size; the latency figures are skipped)")
+    ap.add_argument("--cameras", type=int, default=2, help="cameras of the image state")
     ap.add_argument("--json", default="bench/results/learner_speed.json")
     args = ap.parse_args()
     dims = {"token_dim": args.token_dim, "action_dim": args.action_dim, "proprio_dim": args.proprio_dim}
+    if args.image_state:
+        dims.update(token_dim=args.cameras * args.image_state ** 2 * 3, state_image_size=args.image_state)
+        args.calls = 0
     cfg = RLTConfig(**dims)
     rows = run(args.devices, args.threads, sorted(set(args.batch_sizes), reverse=True), args.updates, dims)
     res = {"machine": platform.node(), "torch": torch.__version__, "actor_hidden": list(cfg.actor_hidden),

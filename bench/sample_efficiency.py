@@ -1,6 +1,7 @@
 """Sample efficiency of RLT on the simulated precision insertion, with the paper's ablations.
 
     python bench/sample_efficiency.py          # make bench: base, rlt, no_token; seeds 0 and 5 (~75 min, 2 cores)
+                                               # (no_token's CNN learner: ~3 CPU-hours per run, docs/experiments.md 2.12)
     python bench/sample_efficiency.py --full   # every arm, seeds 0-4 and held-out 5-6 (~8 h on 2 cores)
     python bench/sample_efficiency.py --quick  # smoke run (a few minutes)
     python bench/sample_efficiency.py --intervene-after 5 --results bench/results/interventions   # with interventions
@@ -13,7 +14,8 @@ Arms (every RL arm gets the same practice budget: --episodes / --minutes of simu
 included, then --eval-episodes noise-free evaluation episodes on the same evaluation seeds):
   base      the VLA alone (no practice needed: evaluated on the same seeds)
   rlt       RLT with rlt_ros's defaults (RLTConfig)
-  no_token  the actor reads the mean of the VLA prefix embeddings instead of z_rl
+  no_token  the paper's "no RL token": actor and critics read the camera images (2 x 32 x 32 px) through a
+            small ResNet-10-like CNN trained online, instead of z_rl (RLTConfig.state_image_size)
   beta0     beta = 0 (no anchoring to the reference chunk)
   c1        chunk C = 1 (single-step actor, stride 1)
   no_ref    no reference pass-through (the actor never sees ã; not residual)
@@ -43,7 +45,7 @@ RESULTS = REPO / "bench" / "results"
 ARMS: dict[str, list[str]] = {
     "base": ["--base"],
     "rlt": [],
-    "no_token": ["--state", "pooled"],
+    "no_token": ["--state", "image"],
     "beta0": ["--rlt", "beta=0"],
     # C = 1 needs stride 1, so 5x the transitions per simulated second: UTD 2 keeps its updates per simulated
     # second near rlt's (50 x 2 = 100 vs 25 x 5 = 125) and its run time affordable

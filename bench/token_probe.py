@@ -6,7 +6,7 @@ The base VLA drives the simulated insertion from just above the socket (as the b
 every second control step of the critical phase, while the plug tip is still above the socket mouth, the
 VLA's prefix embeddings are read and the tip's position in the socket frame (x, y, mm) is recorded. Probes
 trained on 3/4 of the episodes predict it on the other 1/4: ridge regression and a 2 x 256 MLP (the critic's
-size), from z_rl (the RL token), from the pooled prefix (the no_token ablation's state) and from
+size), from z_rl (the RL token), from the pooled prefix (the mean of the prefix embeddings) and from
 proprioception alone (which cannot know where the socket is). Prints held-out RMSE per axis, against the
 lateral error's own spread; the socket's clearance is 0.4 mm per side and its chamfer catches ~1.9 mm.
 """

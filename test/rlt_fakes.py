@@ -2,13 +2,15 @@
 
 FakeReachEnv: 2 joints must reach a per-episode target within 0.05 rad ("insertion"); the critical phase
 starts within 0.6 rad of it. FakeVLA: prefix embeddings that encode (target - q) and q; its reference
-chunk moves slowly towards the target (a slow, imprecise base policy that RL can speed up).
+chunk moves slowly towards the target (a slow, imprecise base policy that RL can speed up). PooledToken: a
+stand-in for a trained RL-token encoder (z_rl = the mean of the valid prefix embeddings).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from rlt_ros.core.rlt.modeling_token import pooled_prefix
 from rlt_ros.core.sim.env import JointLimits
 from rlt_ros.core.types import VLAOutput
 
@@ -20,8 +22,8 @@ class FakeReachEnv:
     instruction = "reach"
     control_dt = 0.02
 
-    def __init__(self, max_steps: int = 300, max_step_rad: float = 0.05):
-        self.max_steps, self.max_step = max_steps, max_step_rad
+    def __init__(self, max_steps: int = 300, max_step_rad: float = 0.05, image_size: int = 4):
+        self.max_steps, self.max_step, self.image_size = max_steps, max_step_rad, image_size
         self.joint_limits = JointLimits(np.full(2, -3.0), np.full(2, 3.0), np.full(2, max_step_rad / self.control_dt))
         self.rng = np.random.default_rng(0)
 
@@ -46,8 +48,9 @@ class FakeReachEnv:
     def observe(self, render=True):
         images = {}
         if render:
-            img = np.zeros((4, 4, 3), np.uint8)
+            img = np.zeros((self.image_size, self.image_size, 3), np.uint8)
             img[0, 0, :2] = np.round((self.target + 2.0) * 50).astype(np.uint8)
+            img[1:, 1:, 2] = np.uint8(100 + 40 * np.tanh(self.q[0]))  # the arm in view (the image state's input)
             images = {"base": img}
         return {"images": images, "proprio": np.concatenate([self.q, self.qd]).astype(np.float32),
                 "stamp": self.steps * self.control_dt}
@@ -85,3 +88,14 @@ class FakeVLA:
         # the base policy overshoots a little: it cannot finish precisely
         chunk += 0.03 * np.sign(target - q)
         return VLAOutput(prefix_embeddings=emb, prefix_mask=np.ones(4, bool), reference_chunk=chunk)
+
+
+class PooledToken:
+    """A TokenEncoder stand-in for StateReader("token", ...): the pooled prefix as z_rl."""
+
+    def __init__(self, token_dim: int):
+        self.token_dim = token_dim
+
+    def encode(self, prefix_embeddings, prefix_mask=None):
+        mask = np.ones(len(prefix_embeddings), bool) if prefix_mask is None else prefix_mask
+        return pooled_prefix(prefix_embeddings, mask)

@@ -15,7 +15,7 @@ def test_job_command_carries_the_task_and_the_arm():
                               token="tok", intervene_after=0.0, rlt=[], task="hard")
     cmd = se.job_command("no_token", 5, args, Path("/tmp/x"))
     assert cmd[cmd.index("--episodes") + 1] == "250" and "--token" not in cmd
-    assert cmd[-4:] == ["--sim", "chamfer_mm=1.0", "--state", "pooled"] and "clearance_mm=0.3" in cmd
+    assert cmd[-4:] == ["--sim", "chamfer_mm=1.0", "--state", "image"] and "clearance_mm=0.3" in cmd
     base = se.job_command("base", 5, argparse.Namespace(**{**vars(args), "task": "default"}), Path("/tmp/x"))
     assert "--base" in base and "--sim" not in base and base[base.index("--episodes") + 1] == "1"
 

@@ -92,11 +92,12 @@ class ScriptedVLA:
 
 def in_process(script: Script, arm, rlt):
     from rlt_ros.core.rlt.configuration_practice import PracticeConfig
+    from rlt_fakes import PooledToken
     from rlt_ros.core.rlt.practice import Practice, StateReader
 
     stored = []
-    practice = Practice(ScriptedEnv(script, arm), ScriptedVLA(script), StateReader("pooled", embed_dim=rlt.token_dim),
-                        rlt, PracticeConfig(state_source="pooled", critical_timeout_s=60.0), progress=False,
+    practice = Practice(ScriptedEnv(script, arm), ScriptedVLA(script), StateReader("token", PooledToken(rlt.token_dim)),
+                        rlt, PracticeConfig(critical_timeout_s=60.0), progress=False,
                         on_transition=stored.append)
     result = practice.run_episode(EPISODE, "warmup", seed=0, start="pre_critical")
     assert result.success and result.transitions == len(stored)

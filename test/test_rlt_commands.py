@@ -70,3 +70,31 @@ def test_sim_train_command_runs_and_resumes(tmp_path, tiny_vla):
     assert main(bare + ["--episodes", "5", "--rlt", "beta=0.05"]) == 0
     rlt = json.loads((out / "config.json").read_text())["rlt"]
     assert (rlt["batch_size"], rlt["utd"], rlt["critic_hidden"], rlt["beta"]) == (16, 1, [32, 32], 0.05)
+
+
+def test_sim_train_on_camera_images_stores_pixels_trains_and_resumes(tmp_path, tiny_vla):
+    """The no-token ablation end to end: --state image (no RL token), the tiny VLA's 16 px cameras as the state."""
+    from rlt_ros.core.rlt.replay import ReplayBuffer
+
+    out = tmp_path / "run"
+    common = ["sim-train", "--vla", str(tiny_vla), "--state", "image", "--out", str(out), "--no-progress",
+              "--sim", "pre_critical_height_mm=10", "--critical-timeout", "0.6", "--checkpoint-every", "1",
+              "--rlt", "warmup_transitions=20", "--rlt", "batch_size=8", "--rlt", "utd=1",
+              "--rlt", "actor_hidden=[32,32]", "--rlt", "critic_hidden=[32,32]"]
+    with pytest.raises(SystemExit, match="state_image_size=S with S dividing 16"):  # the default 32 px
+        main(common + ["--episodes", "1"])
+    args = common + ["--rlt", "state_image_size=16"]
+    assert main(args + ["--episodes", "3"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["updates"] > 0 and summary["transitions"] > 0
+    rlt = json.loads((out / "config.json").read_text())["rlt"]
+    assert (rlt["state_image_size"], rlt["token_dim"]) == (16, 2 * 16 * 16 * 3)
+    replay = ReplayBuffer(rlt["token_dim"], rlt["proprio_dim"], rlt["chunk_size"], rlt["action_dim"],
+                          directory=out / "replay", read_only=True, token_dtype="u1")
+    pixels = replay.arrays()["token"]
+    assert pixels.dtype == np.uint8 and len(pixels) == summary["transitions"] and pixels.std() > 1
+    policy = ActorPolicy.from_export((out / "actor" / "actor.safetensors").read_bytes(),
+                                     (out / "actor" / "actor_config.json").read_text())
+    assert policy.actor.encoder is not None
+    assert main(args + ["--episodes", "4"]) == 0  # resumes: checkpoint and pixel replay load
+    assert len((out / "episodes.jsonl").read_text().splitlines()) == 4

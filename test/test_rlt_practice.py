@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlt_fakes import FakeReachEnv, FakeVLA
+from rlt_fakes import FakeReachEnv, FakeVLA, PooledToken
 from rlt_ros.core.rlt.configuration_practice import PracticeConfig
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import CheckpointMismatchError
@@ -31,9 +31,8 @@ def small_rlt(**kw):
 
 
 def make_practice(out_dir, rlt=None, **kw):
-    cfg = PracticeConfig(**{"episodes": 6, "critical_timeout_s": 3.0, "checkpoint_every": 2,
-                            "state_source": "pooled", **kw})
-    return Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), rlt or small_rlt(), cfg,
+    cfg = PracticeConfig(**{"episodes": 6, "critical_timeout_s": 3.0, "checkpoint_every": 2, **kw})
+    return Practice(FakeReachEnv(), FakeVLA(), StateReader("token", PooledToken(8)), rlt or small_rlt(), cfg,
                     out_dir=out_dir, progress=False)
 
 
@@ -60,15 +59,15 @@ def test_practice_protocol_on_fakes(tmp_path):
 
 DRIVER = textwrap.dedent("""
     import sys
-    from rlt_fakes import FakeReachEnv, FakeVLA
+    from rlt_fakes import FakeReachEnv, FakeVLA, PooledToken
     from rlt_ros.core.rlt.configuration_practice import PracticeConfig
     from rlt_ros.core.rlt.configuration_rlt import RLTConfig
     from rlt_ros.core.rlt.practice import Practice, StateReader
     out, episodes = sys.argv[1], int(sys.argv[2])
     rlt = RLTConfig(chunk_size=10, action_dim=2, token_dim=8, proprio_dim=4, actor_hidden=(32, 32),
                     critic_hidden=(32, 32), batch_size=32, warmup_transitions=60, utd=2)
-    cfg = PracticeConfig(episodes=episodes, critical_timeout_s=3.0, checkpoint_every=2, state_source="pooled")
-    p = Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), rlt, cfg, out_dir=out,
+    cfg = PracticeConfig(episodes=episodes, critical_timeout_s=3.0, checkpoint_every=2)
+    p = Practice(FakeReachEnv(), FakeVLA(), StateReader("token", PooledToken(8)), rlt, cfg, out_dir=out,
                  progress=False, on_transition=lambda tr: print("T", tr.episode_id, tr.index, flush=True))
     print("START", p.algorithm.num_updates, len(p.replay), len(p.results), flush=True)
     p.run()
@@ -129,19 +128,9 @@ def test_resume_with_other_config_is_refused_and_keeps_everything(tmp_path):
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.rglob("*") if p.is_file()}
     with pytest.raises(CheckpointMismatchError, match="actor_hidden: stored \\[32, 32\\] vs requested \\[64, 64\\]"):
         make_practice(tmp_path, rlt=small_rlt(actor_hidden=(64, 64)))
-    with pytest.raises(CheckpointMismatchError, match="state_source"):
-        _token_practice(tmp_path)
+    # another state source (the camera images) is refused as well: test_rlt_image_state.py
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before
-
-
-def _token_practice(out):
-    from rlt_ros.core.rlt.configuration_token import TokenConfig
-    from rlt_ros.core.rlt.modeling_token import RLTokenModel, TokenEncoder
-
-    enc = TokenEncoder(RLTokenModel(TokenConfig(embed_dim=8, width=16, heads=2, token_dim=8, max_tokens=8)))
-    return Practice(FakeReachEnv(), FakeVLA(), StateReader("token", enc), small_rlt(),
-                    PracticeConfig(state_source="token"), out_dir=out, progress=False)
 
 
 def test_async_learner_mode_on_fakes(tmp_path):
@@ -204,8 +193,8 @@ def test_stored_reference_is_in_step_with_the_executed_rows(tmp_path):
     the actor's decisions, with an actor that runs ahead of the VLA; a critical phase that outlasts the
     operator's patience ends with its failure press: one terminal row, reward 0."""
     env, vla = FakeReachEnv(), _LineVLA()
-    cfg = PracticeConfig(episodes=1, critical_timeout_s=2.0, state_source="pooled")  # plans followed 30 rows
-    p = Practice(env, vla, StateReader("pooled", embed_dim=8), small_rlt(warmup_transitions=10**6), cfg,
+    cfg = PracticeConfig(episodes=1, critical_timeout_s=2.0)  # plans followed 30 rows
+    p = Practice(env, vla, StateReader("token", PooledToken(8)), small_rlt(warmup_transitions=10**6), cfg,
                  out_dir=tmp_path, progress=False)
     env.reset(seed=0)
     start = vla.origin + 0.3 * vla.u  # on the line, 0.54 rad from a target 0.2 rad off it: never reached
@@ -276,8 +265,8 @@ def test_operator_intervention_is_stored_as_human_and_never_in_evaluation(tmp_pa
 
     env = FakeReachEnv()
     operator = _Teleop(env)
-    cfg = PracticeConfig(episodes=2, critical_timeout_s=3.0, intervene_after_s=0.2, state_source="pooled")
-    p = Practice(env, FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(warmup_transitions=10**6), cfg,
+    cfg = PracticeConfig(episodes=2, critical_timeout_s=3.0, intervene_after_s=0.2)
+    p = Practice(env, FakeVLA(), StateReader("token", PooledToken(8)), small_rlt(warmup_transitions=10**6), cfg,
                  out_dir=tmp_path, progress=False, operator=operator)
     p.policy = _Holds()
     res = p.run_episode(0, "rl", seed=3, start="pre_critical")
@@ -309,8 +298,8 @@ def test_interventions_need_an_operator_and_time_to_take_over():
     with pytest.raises(ValueError, match="must be below critical_timeout_s"):
         PracticeConfig(intervene_after_s=5.0, critical_timeout_s=3.0)
     with pytest.raises(ValueError, match="needs an operator"):
-        Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(),
-                 PracticeConfig(intervene_after_s=1.0, state_source="pooled"), progress=False)
+        Practice(FakeReachEnv(), FakeVLA(), StateReader("token", PooledToken(8)), small_rlt(),
+                 PracticeConfig(intervene_after_s=1.0), progress=False)
 
 
 def test_practice_learner_device():
@@ -318,21 +307,21 @@ def test_practice_learner_device():
     error at start-up naming the devices found."""
     import torch
 
-    p = Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(),
-                 PracticeConfig(state_source="pooled"), progress=False, device="auto")
+    p = Practice(FakeReachEnv(), FakeVLA(), StateReader("token", PooledToken(8)), small_rlt(),
+                 PracticeConfig(), progress=False, device="auto")
     assert p.algorithm.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="cpu"):
-            Practice(FakeReachEnv(), FakeVLA(), StateReader("pooled", embed_dim=8), small_rlt(),
-                     PracticeConfig(state_source="pooled"), progress=False, device="cuda")
+            Practice(FakeReachEnv(), FakeVLA(), StateReader("token", PooledToken(8)), small_rlt(),
+                     PracticeConfig(), progress=False, device="cuda")
 
 
 def test_an_episode_nobody_marked_is_a_truncation(tmp_path):
     """An episode that runs out of simulated time before the operator's patience does ends as TIMEOUT: its
     transitions bootstrap (no terminal row), where the operator's failure press is terminal."""
     env, vla = FakeReachEnv(max_steps=20), FakeVLA()  # 0.4 s: too short to reach the target
-    cfg = PracticeConfig(episodes=1, critical_timeout_s=60.0, state_source="pooled")
-    p = Practice(env, vla, StateReader("pooled", embed_dim=8), small_rlt(warmup_transitions=10**6), cfg,
+    cfg = PracticeConfig(episodes=1, critical_timeout_s=60.0)
+    p = Practice(env, vla, StateReader("token", PooledToken(8)), small_rlt(warmup_transitions=10**6), cfg,
                  out_dir=tmp_path, progress=False)
     res = p.run_episode(0, "warmup", seed=0, start="pre_critical")
     data = p.replay.arrays()

@@ -2,7 +2,7 @@
 
     rlt sim-train --token runs/token --episodes 300 --minutes 60 --out runs/rlt
     rlt sim-train --token runs/token --out runs/rlt --rlt beta=0.05 --rlt chunk_size=5 --eval-episodes 50
-    rlt sim-train --state pooled --out runs/no_token          # ablation: pooled prefix instead of z_rl
+    rlt sim-train --state image --out runs/no_token           # ablation: a CNN on the camera images instead of z_rl
     rlt sim-train --token runs/token --out runs/rlt --intervene-after 5   # the operator takes over slow episodes
 
 The VLA drives each episode until the critical phase, a simulated operator hands over to the RL actor,
@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default=None, help="RL-token directory from `rlt train-token` (needed for --state token)")
     parser.add_argument("--vla", default=None, help="VLA checkpoint (default: the shipped built-in VLA)")
     parser.add_argument("--vla-kind", default="builtin", help="VLA backend kind")
-    parser.add_argument("--state", choices=STATE_SOURCES, default="token", help="actor state: z_rl or pooled prefix")
+    parser.add_argument("--state", choices=STATE_SOURCES, default="token", help="actor and critic state: z_rl (token) or the "
+                        "camera images through a small CNN trained online (image: the no-token ablation)")
     parser.add_argument("--start", choices=START_MODES, default=PracticeConfig.start, help="episode start mode")
     parser.add_argument("--critical-timeout", type=float, default=PracticeConfig.critical_timeout_s,
                         help="operator marks failure after this many seconds of critical phase")
@@ -89,7 +90,7 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
 
     from rlt_ros.core.rlt.configuration_rlt import RLTConfig
     from rlt_ros.core.rlt.modeling_token import TokenEncoder
-    from rlt_ros.core.rlt.practice import Practice, StateReader, stored_run_config
+    from rlt_ros.core.rlt.practice import IMAGE_STATE_SIZE, Practice, StateReader, stored_run_config
     from rlt_ros.core.sim.configuration_sim import SimConfig
     from rlt_ros.core.sim.env import PegInsertionEnv
     from rlt_ros.core.vla import load_backend
@@ -102,7 +103,6 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
             raise SystemExit("rlt sim-train: --state token needs --token DIR (train one with `rlt train-token`)")
         encoder = TokenEncoder.from_dir(args.token, expect_embed_dim=vla.embed_dim)
         _warn_if_token_for_other_vla(args)
-    reader = StateReader(args.state, encoder, embed_dim=vla.embed_dim)
     size = vla.image_size[0] if vla.image_size else 64
     sim_kw = dict(image_size=size, camera_names=tuple(vla.camera_names))
     sim_kw.update(_parse_overrides(args.sim))
@@ -110,9 +110,16 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
     vla.check_compatible(list(env.joint_names), env.action_dim)
     stored = stored_run_config(args.out)  # a resumed run keeps its RLT configuration; --rlt changes it
     rlt_kw = dict(stored["rlt"]) if stored else {}
-    rlt_kw.update(action_dim=env.action_dim, proprio_dim=env.proprio_dim, token_dim=reader.dim, seed=args.seed)
-    rlt_kw.update(_parse_overrides(args.rlt))
-    rlt_kw.update(rlt_overrides or {})
+    overrides = {**_parse_overrides(args.rlt), **(rlt_overrides or {})}
+    side = overrides.get("state_image_size", rlt_kw.get("state_image_size")) or IMAGE_STATE_SIZE
+    if args.state == "image" and env.config.image_size % int(side):
+        raise SystemExit(f"rlt sim-train: --state image pools the {env.config.image_size} px camera images to "
+                         f"{side} px, which does not divide them; set --rlt state_image_size=S with S dividing "
+                         f"{env.config.image_size}")
+    reader = StateReader(args.state, encoder, cameras=env.config.camera_names, image_size=int(side))
+    rlt_kw.update(action_dim=env.action_dim, proprio_dim=env.proprio_dim, token_dim=reader.dim,
+                  state_image_size=reader.image_size, seed=args.seed)
+    rlt_kw.update(overrides)
     rlt_cfg = RLTConfig.from_dict(rlt_kw)
     pkw = dict(episodes=args.episodes, sim_minutes=args.minutes, start=args.start,
                critical_timeout_s=args.critical_timeout, intervene_after_s=args.intervene_after,

@@ -74,7 +74,8 @@ class LearnerNode(RltNode):
         out = Path(cfg.output_dir).expanduser()
         self.get_logger().info(f"loading the replay buffer and checkpoints of {out}")
         self.replay = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
-                                   rlt.replay_capacity, out / "replay", sync_every=cfg.sync_every)
+                                   rlt.replay_capacity, out / "replay", sync_every=cfg.sync_every,
+                                   token_dtype=rlt.token_dtype)
         self.learner = Learner(algorithm, self.replay, out / "checkpoints", cfg.checkpoint_every,
                                actor_dir=out / "actor")
         resumed = self.learner.resume()

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from rlt_ros.core.config_fields import ConfigMixin, check_choice, check_float, check_int
 
-STATE_SOURCES = ("token", "pooled")  # z_rl from the RL token, or the mean of the prefix embeddings (ablation)
+STATE_SOURCES = ("token", "image")  # z_rl from the RL token, or the camera images through a CNN (no-token ablation)
 START_MODES = ("pre_critical", "home", "curriculum")
 
 
@@ -35,7 +35,7 @@ class PracticeConfig(ConfigMixin):
     curriculum_episodes: int = 100  # with start=curriculum: episodes from pre_critical before switching to home
     critical_timeout_s: float = 15.0  # the operator marks failure when the critical phase lasts longer, s
     intervene_after_s: float = 0.0  # the operator takes over (teleoperates) an RL practice episode whose critical phase lasts this long, s; 0 = never (never in evaluation)
-    state_source: str = "token"  # what the actor reads as its state vector: token (z_rl) or pooled (no_token ablation)
+    state_source: str = "token"  # what the actor and critics read as the state: token (z_rl) or image (the camera images through a small CNN trained online: the no_token ablation)
     policy: str = "rlt"  # who drives the critical phase after warm-up: rlt (the actor) or vla (base-policy baseline)
     explore: bool = True  # add the actor's fixed-sigma noise while practising
     eval_explore: bool = False  # keep the fixed-sigma noise in evaluation episodes too (the policy as it practised)
@@ -56,6 +56,10 @@ class PracticeConfig(ConfigMixin):
         if self.intervene_after_s >= self.critical_timeout_s:
             raise ValueError(f"PracticeConfig.intervene_after_s={self.intervene_after_s} must be below "
                              f"critical_timeout_s={self.critical_timeout_s} (the operator could never take over)")
+        if self.state_source == "pooled":
+            raise ValueError("PracticeConfig.state_source 'pooled' was removed: the no-token ablation is now 'image' "
+                             "(a small CNN on the camera images, trained online, as the paper ran it); a run "
+                             "practised on the pooled prefix cannot be resumed, start it in a new output directory")
         check_choice(self, "state_source", STATE_SOURCES)
         check_choice(self, "policy", ("rlt", "vla"))
         for name in ("explore", "eval_explore"):

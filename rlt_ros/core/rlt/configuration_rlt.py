@@ -37,6 +37,7 @@ class RLTConfig(ConfigMixin):
     chunk_size: int = 10  # C: action steps the actor outputs per decision (paper: 10 at 50 Hz)
     action_dim: int = 7  # A: joint position targets per step
     token_dim: int = 128  # length of the state vector z_rl (the RL token's out_dim)
+    state_image_size: int = 0  # no-token ablation (rlt sim-train --state image): the state vector is the cameras' uint8 RGB images at this side, px (token_dim = cameras x side^2 x 3), read by a small CNN trained online; 0 = the state is z_rl
     proprio_dim: int = 14  # P: proprioception length (joint positions, velocities, extras)
     # ---- networks -----------------------------------------------------------------------------------
     actor_hidden: tuple = (256, 256)  # hidden layer sizes of the actor MLP (paper: 2 x 256; 3 x 512 for the hardest task)
@@ -78,6 +79,10 @@ class RLTConfig(ConfigMixin):
                          ("warmup_transitions", 0), ("pretrain_updates", 0), ("export_every", 1),
                          ("stride", 1), ("replay_capacity", 1), ("seed", 0)):
             check_int(self, name, lo)
+        check_int(self, "state_image_size", 0)
+        if self.state_image_size and (self.state_image_size < 16 or self.token_dim % (3 * self.state_image_size ** 2)):
+            raise ValueError(f"RLTConfig.state_image_size {self.state_image_size} must be >= 16 px and token_dim "
+                             f"{self.token_dim} a whole number of {self.state_image_size}^2 x 3 camera images")
         check_int_tuple(self, "actor_hidden", 1)
         check_int_tuple(self, "critic_hidden", 1)
         check_float(self, "residual_init_scale", 0.0)
@@ -110,9 +115,14 @@ class RLTConfig(ConfigMixin):
         """C x A: length of a flattened action chunk."""
         return self.chunk_size * self.action_dim
 
+    @property
+    def token_dtype(self) -> str:
+        """How the replay stores the state vector: uint8 pixels (state_image_size) or float32 (z_rl)."""
+        return "u1" if self.state_image_size else "f4"
+
     def network_dims(self) -> dict:
         """The fields a checkpoint's networks (and the normaliser fitted for them) depend on (a mismatch on
         resume is an error: a resumed normaliser is never refitted, so a changed action scale would be ignored)."""
-        keys = ("chunk_size", "action_dim", "token_dim", "proprio_dim", "actor_hidden", "critic_hidden",
+        keys = ("chunk_size", "action_dim", "token_dim", "state_image_size", "proprio_dim", "actor_hidden", "critic_hidden",
                 "critic_layer_norm", "num_critics", "residual_actor", "use_reference", "action_min_std")
         return {k: self.to_dict()[k] for k in keys}

@@ -119,8 +119,8 @@ class RLTAlgorithm:
         self.device = resolve_device(device)
         self.stats_every = int(stats_every)
         torch.manual_seed(cfg.seed)
-        self.normalizer = Normalizer(cfg.token_dim, cfg.proprio_dim, cfg.action_dim,
-                                     action_min_std=cfg.action_min_std).to(self.device)
+        self.normalizer = Normalizer(cfg.token_dim, cfg.proprio_dim, cfg.action_dim, action_min_std=cfg.action_min_std,
+                                     images=bool(cfg.state_image_size)).to(self.device)
         self.actor = Actor(cfg).to(self.device)
         self.critics = Critics(cfg).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)

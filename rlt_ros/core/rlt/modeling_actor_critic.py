@@ -15,7 +15,15 @@ VLA's reference chunk; a_1:C = an action chunk. Everything enters the networks n
 - Actor loss: E_{a ~ pi}[ -mean_j Q_j(x, a) + beta || a - ã ||^2 ] (a reparameterised; the norm sums
   over the C x A normalised chunk).
 
-Shapes: B batch, T token dim, P proprio dim, C chunk, A action dim, K = num_critics.
+The no-token ablation (``RLTConfig.state_image_size`` > 0; paper: "a ResNet-10 encoder instead of the RL
+token"): the state's vector is the cameras' uint8 RGB pixels instead of z_rl, and the actor and the critics
+each read it through their own ``ImageEncoder`` (a small ResNet-10-like CNN), trained online by their own
+loss: the critics' encoder by the TD loss (as in SERL/DrQ; its Polyak copy in the target critics), the
+actor's by the actor loss. Own encoders keep the exported actor self-contained (the acting side needs no
+critic); sharing the critics' encoder, detached, would save about 40% of the encoder compute.
+
+Shapes: B batch, T token dim (z_rl, or cameras x S x S x 3 pixels), P proprio dim, C chunk, A action dim,
+K = num_critics.
 """
 
 from __future__ import annotations
@@ -41,6 +49,63 @@ def mlp(inp: int, hidden: tuple, out: int, layer_norm: bool = False) -> nn.Seque
     return nn.Sequential(*layers)
 
 
+IMAGE_WIDTHS = (8, 16, 32, 64)  # channels of the ImageEncoder's four residual stages (the stem has the first)
+IMAGE_FEATURES = 128  # length of the ImageEncoder's output (the state vector the MLPs read instead of z_rl)
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3x3 convolutions with GroupNorm, a 1x1 projection when the shape changes."""
+
+    def __init__(self, inp: int, out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(4, out)
+        self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(4, out)
+        self.skip = None if inp == out and stride == 1 else nn.Conv2d(inp, out, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm2(self.conv2(F.relu(self.norm1(self.conv1(x)))))
+        return F.relu(h + (x if self.skip is None else self.skip(x)))
+
+
+class ImageEncoder(nn.Module):
+    """The no-token ablation's encoder (ResNet-10-like, as SERL's): pixels [B, N*S*S*3] (uint8 values as
+    floats; N cameras of S x S RGB, ``RLTConfig.state_image_size`` = S) -> features [B, IMAGE_FEATURES].
+
+    A stride-2 3x3 stem, four stages of one basic block (``IMAGE_WIDTHS``, stride 2 from the second), global
+    average pooling per camera (the cameras share the weights), then Linear + LayerNorm + tanh over the
+    cameras' concatenated features (DrQ's bottleneck)."""
+
+    def __init__(self, cfg: RLTConfig):
+        super().__init__()
+        self.side = cfg.state_image_size
+        self.cameras = cfg.token_dim // (3 * self.side ** 2)
+        layers: list[nn.Module] = [nn.Conv2d(3, IMAGE_WIDTHS[0], 3, 2, 1, bias=False),
+                                   nn.GroupNorm(4, IMAGE_WIDTHS[0]), nn.ReLU(inplace=True)]
+        last = IMAGE_WIDTHS[0]
+        for k, width in enumerate(IMAGE_WIDTHS):
+            layers.append(BasicBlock(last, width, 1 if k == 0 else 2))
+            last = width
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.cnn = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(self.cameras * last, IMAGE_FEATURES), nn.LayerNorm(IMAGE_FEATURES),
+                                  nn.Tanh())
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        b, s = pixels.shape[0], self.side
+        assert pixels.shape == (b, self.cameras * s * s * 3), pixels.shape
+        x = pixels.reshape(b * self.cameras, s, s, 3).permute(0, 3, 1, 2).mul(1.0 / 255.0).sub(0.5)
+        return self.head(self.cnn(x).reshape(b, -1))
+
+
+def state_encoder(cfg: RLTConfig) -> tuple[nn.Module | None, int]:
+    """(the network's image encoder or None, the length of the state vector its MLP reads)."""
+    if not cfg.state_image_size:
+        return None, cfg.token_dim
+    return ImageEncoder(cfg), IMAGE_FEATURES
+
+
 class Normalizer(nn.Module):
     """Per-dimension mean/std of tokens, proprioception and actions (joint targets), stored as buffers.
 
@@ -50,11 +115,14 @@ class Normalizer(nn.Module):
     parts of the end-effector quaternion: std ~1e-4), and without a floor and a clip the first actor that moves
     them feeds the networks values in the hundreds, which made the actor's residual explode (the plug driven
     10-30 mm off the socket in the simulated benchmark).
+    With ``images`` (the no-token ablation) the token is pixels, passed through unchanged (the ImageEncoder
+    scales them).
     """
 
     def __init__(self, token_dim: int, proprio_dim: int, action_dim: int, state_min_std: float = 1e-2,
-                 action_min_std: float = 1e-3, state_clip: float = 5.0):
+                 action_min_std: float = 1e-3, state_clip: float = 5.0, images: bool = False):
         super().__init__()
+        self.images = bool(images)
         self.min_std = {"token": state_min_std, "proprio": state_min_std, "action": action_min_std}
         self.state_clip = state_clip
         for name, dim in (("token", token_dim), ("proprio", proprio_dim), ("action", action_dim)):
@@ -65,6 +133,8 @@ class Normalizer(nn.Module):
     def fit(self, tokens: np.ndarray, proprio: np.ndarray, actions: np.ndarray) -> None:
         """tokens [N, T], proprio [N, P], actions [N', A] (rows of reference/executed chunks)."""
         for name, data in (("token", tokens), ("proprio", proprio), ("action", actions)):
+            if name == "token" and self.images:
+                continue
             data = np.asarray(data, np.float64).reshape(-1, getattr(self, f"{name}_mean").shape[0])
             if len(data) == 0:
                 raise ValueError(f"Normalizer.fit: no {name} data")
@@ -74,6 +144,8 @@ class Normalizer(nn.Module):
         self.fitted.fill_(True)
 
     def token(self, t: torch.Tensor) -> torch.Tensor:
+        if self.images:
+            return t
         return ((t - self.token_mean) / self.token_std).clamp(-self.state_clip, self.state_clip)
 
     def proprio(self, p: torch.Tensor) -> torch.Tensor:
@@ -89,12 +161,14 @@ class Normalizer(nn.Module):
 
 
 class Actor(nn.Module):
-    """mu_theta(x, ã_in): normalised token [B,T], proprio [B,P], reference [B,C*A] -> mu [B,C*A] (normalised)."""
+    """mu_theta(x, ã_in): normalised token [B,T], proprio [B,P], reference [B,C*A] -> mu [B,C*A] (normalised).
+    With ``state_image_size`` the token is pixels, read by the actor's own ImageEncoder."""
 
     def __init__(self, cfg: RLTConfig):
         super().__init__()
         self.cfg = cfg
-        inp = cfg.token_dim + cfg.proprio_dim + (cfg.chunk_flat if cfg.use_reference else 0)
+        self.encoder, state_dim = state_encoder(cfg)
+        inp = state_dim + cfg.proprio_dim + (cfg.chunk_flat if cfg.use_reference else 0)
         self.net = mlp(inp, cfg.actor_hidden, cfg.chunk_flat)
         last = self.net[-1]
         nn.init.uniform_(last.weight, -cfg.residual_init_scale, cfg.residual_init_scale)
@@ -107,6 +181,8 @@ class Actor(nn.Module):
         b = token.shape[0]
         assert token.shape == (b, cfg.token_dim) and proprio.shape == (b, cfg.proprio_dim), (token.shape, proprio.shape)
         assert ref_in.shape == (b, cfg.chunk_flat), ref_in.shape
+        if self.encoder is not None:
+            token = self.encoder(token)
         parts = [token, proprio] + ([ref_in] if cfg.use_reference else [])
         out = self.net(torch.cat(parts, dim=-1))
         if not cfg.residual_actor:
@@ -123,18 +199,22 @@ class Critics(nn.Module):
     are those of K separate MLPs (Linear, LayerNorm, ReLU, ..., Linear) and the initialisation draws the
     same numbers as K separate ``mlp``s did, but each layer is one batched matmul for all critics (no Python
     loop over critics). Checkpoints of the separate networks (keys ``qs.<j>.<i>.weight``) convert on load.
+    With ``state_image_size`` the K critics read the pixels through one shared ImageEncoder (registered after
+    the stacked parameters: ``_trunk`` reads the parameters in order and never reaches it).
     """
 
     def __init__(self, cfg: RLTConfig):
         super().__init__()
         self.cfg = cfg
-        self.state_dim = cfg.token_dim + cfg.proprio_dim
+        encoder, features = state_encoder(cfg)
+        self.state_dim = features + cfg.proprio_dim
         in_dim = self.state_dim + cfg.chunk_flat
         self.num_layers = len(cfg.critic_hidden) + 1
         self.layer_norm = bool(cfg.critic_layer_norm)
         nets = [mlp(in_dim, cfg.critic_hidden, 1, cfg.critic_layer_norm) for _ in range(cfg.num_critics)]
         for name, (index, attr) in self.legacy_names().items():
             self.register_parameter(name, nn.Parameter(self.stack([getattr(n[index], attr).detach() for n in nets])))
+        self.encoder = encoder
 
     @staticmethod
     def stack(slices: list[torch.Tensor]) -> torch.Tensor:
@@ -197,6 +277,8 @@ class Critics(nn.Module):
         b = token.shape[0]
         assert action.shape == (b, self.cfg.chunk_flat), action.shape
         params = self._params(False)
+        if self.encoder is not None:
+            token = self.encoder(token)
         return self._trunk(self._first(torch.cat([token, proprio, action], dim=-1), params[0], params[1]), params)
 
     def action_values(self, token: torch.Tensor, proprio: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -207,6 +289,8 @@ class Critics(nn.Module):
         params = self._params(True)
         w, s = params[0], self.state_dim
         with torch.no_grad():
+            if self.encoder is not None:
+                token = self.encoder(token)
             state_part = self._first(torch.cat([token, proprio], dim=-1), w[:, :s], params[1])
         return self._trunk(state_part + self._first(action, w[:, s:], None), params)
 

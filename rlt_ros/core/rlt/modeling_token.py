@@ -194,7 +194,7 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def pooled_prefix(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean of the valid prefix embeddings: z [M, D], mask [M] -> [D] (the no_token ablation's state)."""
+    """Mean of the valid prefix embeddings: z [M, D], mask [M] -> [D] (bench/token_probe.py compares it with z_rl)."""
     z = np.asarray(z, np.float32)
     mask = np.asarray(mask, bool)
     if z.ndim != 2 or mask.shape != (z.shape[0],):

@@ -46,7 +46,8 @@ class ActorPolicy:
                  version: int = 0):
         self.cfg = cfg
         self.actor = (actor or Actor(cfg)).eval()
-        self.normalizer = normalizer or Normalizer(cfg.token_dim, cfg.proprio_dim, cfg.action_dim)
+        self.normalizer = normalizer or Normalizer(cfg.token_dim, cfg.proprio_dim, cfg.action_dim,
+                                                   images=bool(cfg.state_image_size))
         self.version = version
 
     @classmethod

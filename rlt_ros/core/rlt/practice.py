@@ -41,7 +41,7 @@ from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, 
 from rlt_ros.core.rlt.configuration_practice import PracticeConfig
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import CheckpointMismatchError, Learner, RLTAlgorithm, check_compatible, resolve_device
-from rlt_ros.core.rlt.modeling_token import TokenEncoder, pooled_prefix
+from rlt_ros.core.rlt.modeling_token import TokenEncoder
 from rlt_ros.core.rlt.policy import ActorPolicy
 from rlt_ros.core.rlt.replay import ReplayBuffer, Transition
 from rlt_ros.core.types import Observation, VLAOutput
@@ -58,21 +58,43 @@ def stored_run_config(out_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-class StateReader:
-    """VLAOutput -> the actor's state vector: z_rl from the RL token, or the pooled prefix (ablation)."""
+IMAGE_STATE_SIZE = 32  # side [px] of the image state (the no-token ablation) unless RLTConfig.state_image_size sets one
 
-    def __init__(self, source: str, encoder: TokenEncoder | None = None, embed_dim: int | None = None):
+
+class StateReader:
+    """(VLAOutput, simulator observation) -> the actor's state vector: z_rl from the RL token (``token``), or
+    the cameras' pixels (``image``, the no-token ablation: uint8 [S, S, 3] per camera of ``cameras``, in
+    that order, average-pooled down to ``image_size`` = S, flattened; ``RLTConfig.state_image_size``)."""
+
+    def __init__(self, source: str, encoder: TokenEncoder | None = None, cameras: tuple[str, ...] = (),
+                 image_size: int = IMAGE_STATE_SIZE):
         if source == "token" and encoder is None:
             raise ValueError("state_source 'token' needs an RL-token encoder (rlt train-token)")
-        if source == "pooled" and embed_dim is None and encoder is None:
-            raise ValueError("state_source 'pooled' needs the VLA's embed_dim")
-        self.source, self.encoder = source, encoder
-        self.dim = encoder.token_dim if source == "token" else int(embed_dim or encoder.cfg.embed_dim)
+        if source == "image" and not cameras:
+            raise ValueError("state_source 'image' needs the camera names")
+        if source not in ("token", "image"):
+            raise ValueError(f"unknown state source {source!r}; valid: token, image")
+        self.source, self.encoder, self.cameras = source, encoder, tuple(cameras)
+        self.image_size = int(image_size) if source == "image" else 0
+        self.dim = encoder.token_dim if source == "token" else len(self.cameras) * self.image_size ** 2 * 3
 
-    def __call__(self, out: VLAOutput) -> np.ndarray:
+    def __call__(self, out: VLAOutput, obs: dict) -> np.ndarray:
         if self.source == "token":
             return self.encoder.encode(out.prefix_embeddings, out.prefix_mask)
-        return pooled_prefix(out.prefix_embeddings, out.prefix_mask)
+        return np.concatenate([downscale(obs["images"][cam], self.image_size).reshape(-1) for cam in self.cameras])
+
+
+def downscale(image: np.ndarray, side: int) -> np.ndarray:
+    """uint8 [H, H, 3] -> uint8 [side, side, 3] by averaging k x k blocks (H = k x side)."""
+    image = np.asarray(image)
+    h = image.shape[0]
+    if image.shape != (h, h, 3) or h % side:
+        raise ValueError(f"camera image {image.shape}: expected [H, H, 3] with H a multiple of {side}")
+    k = h // side
+    if k == 1:
+        return image.astype(np.uint8, copy=False)
+    blocks = image.reshape(side, k, side, k, 3).mean(axis=(1, 3), dtype=np.float32)
+    return np.round(blocks).astype(np.uint8)
 
 
 class Operator(Protocol):
@@ -151,7 +173,8 @@ class Practice:
             self._prepare_out_dir(extra_config or {})
         replay_dir = None if self.out_dir is None else self.out_dir / "replay"
         self.replay = ReplayBuffer(rlt_cfg.token_dim, rlt_cfg.proprio_dim, rlt_cfg.chunk_size, rlt_cfg.action_dim,
-                                   capacity=rlt_cfg.replay_capacity, directory=replay_dir)
+                                   capacity=rlt_cfg.replay_capacity, directory=replay_dir,
+                                   token_dtype=rlt_cfg.token_dtype)
         self.algorithm = RLTAlgorithm(rlt_cfg, device=resolve_device(device))
         self.learner = Learner(self.algorithm, self.replay,
                                None if self.out_dir is None else self.out_dir / "checkpoints",
@@ -178,6 +201,9 @@ class Practice:
             problems.append(f"the VLA outputs {v.action_dim}-D actions but the arm has {e.action_dim} joints")
         if v.chunk_size < c.chunk_size:
             problems.append(f"the VLA's chunk H={v.chunk_size} is shorter than the actor's C={c.chunk_size}")
+        if c.state_image_size != self.reader.image_size:
+            problems.append(f"RLTConfig.state_image_size={c.state_image_size} but the state reader gives "
+                            f"{self.reader.image_size} px images (0: z_rl)")
         if self.reader.source != self.cfg.state_source:
             problems.append(f"PracticeConfig.state_source={self.cfg.state_source!r} but the state reader gives "
                             f"{self.reader.source!r}")
@@ -288,7 +314,7 @@ class Practice:
     def _token(self, obs: dict, episode: int, now: float, with_state: bool) -> TokenPacket:
         """The VLA on the current observation -> the controller's token (z_rl only where it is read)."""
         out = self._infer(obs)
-        state = self.reader(out) if with_state else np.zeros(self.rlt_cfg.token_dim, np.float32)
+        state = self.reader(out, obs) if with_state else np.zeros(self.rlt_cfg.token_dim, np.float32)
         return TokenPacket(stamp=now, episode_id=episode, phase=Phase.RL, token=np.asarray(state, np.float32),
                            proprio=np.asarray(obs["proprio"], np.float32), joint_names=self.arm.joint_names,
                            reference_chunk=np.asarray(out.reference_chunk), step_dt=self.dt)

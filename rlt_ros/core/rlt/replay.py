@@ -11,6 +11,10 @@ process loses nothing already added) and fsync'ed at episode ends and on ``sync(
 log; a torn last record (power loss mid-write) is cut off. The in-memory ring keeps the newest
 ``capacity`` transitions for sampling; the log keeps them all.
 
+The state vector is float32 (z_rl) or, for the no-token ablation (``RLTConfig.state_image_size``), the
+cameras' uint8 pixels (``token_dtype`` "u1": whole numbers in [0, 255], 1 byte each: with two 32 x 32
+cameras x and x' take 12 KiB of a ~14 KiB transition).
+
 ``ChunkRecorder`` turns a stream of control steps into transitions: one starts every ``stride`` steps
 (paper: stride 2, ~25 samples/s at 50 Hz), each covering the C executed steps from its start.
 """
@@ -36,6 +40,7 @@ SOURCE_HUMAN = 2  # a human intervention (teleoperation) in the window
 SOURCES = {SOURCE_VLA: "vla", SOURCE_RL: "rl", SOURCE_HUMAN: "human"}
 
 FORMAT_VERSION = 1
+TOKEN_DTYPES = ("f4", "u1")  # the state vector: float32 (z_rl) or uint8 camera pixels (no-token ablation)
 _MAGIC = b"RLTr"
 _HEADER = struct.Struct("<4sBII")  # magic, record type, payload length, crc32 of payload
 _REC_TRANSITION = 1
@@ -53,7 +58,7 @@ class Transition:
 
     episode_id: int  # episode the transition belongs to
     index: int  # start step of the window within the episode's critical phase (control steps)
-    token: np.ndarray  # [T] z_rl of x
+    token: np.ndarray  # [T] z_rl of x (or its camera pixels: the no-token ablation)
     proprio: np.ndarray  # [P] proprioception of x
     reference: np.ndarray  # [C, A] ã_1:C at x (rows a human executed are relabelled to the human action)
     action: np.ndarray  # [C, A] executed a_1:C (absolute joint targets); rows past `steps` repeat the last one
@@ -110,11 +115,14 @@ class ReplayBuffer:
 
     def __init__(self, token_dim: int, proprio_dim: int, chunk_size: int, action_dim: int,
                  capacity: int = 200_000, directory: str | Path | None = None, sync_every: int = 0,
-                 extra_meta: dict | None = None, read_only: bool = False):
+                 extra_meta: dict | None = None, read_only: bool = False, token_dtype: str = "f4"):
+        """``token_dtype``: "f4" (z_rl) or "u1" (camera pixels, ``RLTConfig.token_dtype``)."""
         self.read_only = bool(read_only)
+        if token_dtype not in TOKEN_DTYPES:
+            raise ReplayError(f"token_dtype must be one of {TOKEN_DTYPES}, got {token_dtype!r}")
         self.dims = {"token_dim": int(token_dim), "proprio_dim": int(proprio_dim),
-                     "chunk_size": int(chunk_size), "action_dim": int(action_dim)}
-        if min(self.dims.values()) < 0 or chunk_size < 1 or action_dim < 1 or token_dim < 1:
+                     "chunk_size": int(chunk_size), "action_dim": int(action_dim), "token_dtype": token_dtype}
+        if proprio_dim < 0 or chunk_size < 1 or action_dim < 1 or token_dim < 1:
             raise ReplayError(f"invalid replay dimensions {self.dims}")
         if capacity < 1:
             raise ReplayError(f"capacity must be >= 1, got {capacity}")
@@ -124,8 +132,8 @@ class ReplayBuffer:
         t, p, c, a = token_dim, proprio_dim, chunk_size, action_dim
         self._dtype = np.dtype([
             ("episode_id", "<i8"), ("index", "<i4"), ("steps", "<i4"), ("done", "u1"), ("intervention", "u1"),
-            ("source", "u1"), ("token", "<f4", (t,)), ("proprio", "<f4", (p,)), ("reference", "<f4", (c, a)),
-            ("action", "<f4", (c, a)), ("rewards", "<f4", (c,)), ("next_token", "<f4", (t,)),
+            ("source", "u1"), ("token", token_dtype, (t,)), ("proprio", "<f4", (p,)), ("reference", "<f4", (c, a)),
+            ("action", "<f4", (c, a)), ("rewards", "<f4", (c,)), ("next_token", token_dtype, (t,)),
             ("next_proprio", "<f4", (p,)), ("next_reference", "<f4", (c, a)),
         ])
         self._data = np.zeros(self.capacity, self._dtype)
@@ -151,7 +159,7 @@ class ReplayBuffer:
         if self.read_only and not meta_path.is_file():
             raise ReplayError(f"{d} holds no replay buffer (no meta.json)")
         if meta_path.is_file():
-            stored = json.loads(meta_path.read_text())
+            stored = {"token_dtype": "f4", **json.loads(meta_path.read_text())}  # written before pixel states
             diff = {k: (stored.get(k), v) for k, v in meta.items() if stored.get(k) != v}
             if diff:
                 listed = ", ".join(f"{k}: stored {s} vs requested {r}" for k, (s, r) in diff.items())
@@ -247,6 +255,9 @@ class ReplayBuffer:
                 bad = np.argwhere(~np.isfinite(arr))[0].tolist()
                 raise ReplayError(f"transition.{name}: non-finite value {arr[tuple(bad)]} at index {bad}; "
                                   "transition rejected")
+            if name.endswith("token") and self.dims["token_dtype"] == "u1" and (
+                    arr.min(initial=0) < 0 or arr.max(initial=0) > 255 or not np.all(arr == np.round(arr))):
+                raise ReplayError(f"transition.{name}: pixels must be whole numbers in [0, 255]; transition rejected")
             rec[name] = arr
         steps = int(tr.steps) or c
         if not 1 <= steps <= c:
@@ -430,7 +441,8 @@ class TensorReplay:
     learner's Normalizer, applied when the row is copied in), then rewards, done and the intervention flag.
     ``sample`` draws indices on the device and gathers rows (no host round trip, no per-update
     normalisation); ``sync`` copies the slots the buffer changed since the last sync (new transitions, an
-    episode's terminal reward). The mirror grows with the buffer, up to its capacity.
+    episode's terminal reward). The mirror grows with the buffer, up to its capacity. Pixel states (a "u1"
+    buffer) stay uint8 in a second tensor (x and x' per slot), made float only in the sampled batch.
     """
 
     NORMALISED = ("token", "proprio", "reference", "action", "next_token", "next_proprio", "next_reference")
@@ -442,8 +454,11 @@ class TensorReplay:
         self.normalize = normalize
         self.device = torch.device(device)
         t, p, c, a = (replay.dims[k] for k in ("token_dim", "proprio_dim", "chunk_size", "action_dim"))
+        self.pixels = replay.dims["token_dtype"] == "u1"
+        self.float_fields = tuple(k for k in self.NORMALISED if not (self.pixels and k.endswith("token")))
         widths = {"token": t, "proprio": p, "reference": c * a, "action": c * a, "next_token": t, "next_proprio": p,
                   "next_reference": c * a, "rewards": c, "done": 1, "intervention": 1}
+        widths = {k: w for k, w in widths.items() if k in self.float_fields + self.RAW}
         self.columns: dict[str, slice] = {}
         off = 0
         for name, w in widths.items():
@@ -452,6 +467,7 @@ class TensorReplay:
         self.width = off
         self.shapes = {"reference": (c, a), "action": (c, a), "next_reference": (c, a)}
         self.store = torch.zeros(0, self.width, device=self.device)
+        self.image_store = torch.zeros(0, 2, t if self.pixels else 0, dtype=torch.uint8, device=self.device)
         self.size = 0
         self.version = 0
 
@@ -462,6 +478,9 @@ class TensorReplay:
         store = torch.zeros(rows, self.width, device=self.device)
         store[: self.store.shape[0]] = self.store
         self.store = store
+        images = torch.zeros(rows, *self.image_store.shape[1:], dtype=torch.uint8, device=self.device)
+        images[: self.image_store.shape[0]] = self.image_store
+        self.image_store = images
 
     def sync(self) -> int:
         """Copy the buffer's changed slots in; returns how many."""
@@ -469,12 +488,15 @@ class TensorReplay:
         if len(slots):
             self._grow(int(slots.max()) + 1)
             raw = {k: torch.from_numpy(np.array(rec[k], np.float32)).reshape(len(slots), -1)
-                   .to(self.device, non_blocking=True) for k in self.NORMALISED + self.RAW}
+                   .to(self.device, non_blocking=True) for k in self.float_fields + self.RAW}
             shaped = {k: v.reshape(len(slots), *self.shapes[k]) if k in self.shapes else v for k, v in raw.items()}
-            normed = self.normalize({k: shaped[k] for k in self.NORMALISED})
+            normed = self.normalize({k: shaped[k] for k in self.float_fields})
             rows = torch.cat([normed[k].reshape(len(slots), -1) if k in normed else raw[k]
                               for k in self.columns], dim=1)
-            self.store[torch.from_numpy(slots).to(self.device)] = rows
+            index = torch.from_numpy(slots).to(self.device)
+            self.store[index] = rows
+            if self.pixels:
+                self.image_store[index] = torch.from_numpy(np.stack([rec["token"], rec["next_token"]], 1)).to(self.device)
         self.version = version
         self.size = len(self.replay)
         return len(slots)
@@ -486,8 +508,13 @@ class TensorReplay:
         idx = torch.randint(0, self.size, (batch_size,), generator=generator, device=self.device)
         rows = self.store.index_select(0, idx)
         col = lambda k: rows[:, self.columns[k]].view(batch_size, *self.shapes.get(k, (-1,)))  # noqa: E731
-        return Batch(token=col("token"), proprio=col("proprio"), reference=col("reference"), action=col("action"),
-                     rewards=col("rewards"), done=col("done").view(batch_size), next_token=col("next_token"),
+        if self.pixels:
+            images = self.image_store.index_select(0, idx).float()
+            token, next_token = images[:, 0], images[:, 1]
+        else:
+            token, next_token = col("token"), col("next_token")
+        return Batch(token=token, proprio=col("proprio"), reference=col("reference"), action=col("action"),
+                     rewards=col("rewards"), done=col("done").view(batch_size), next_token=next_token,
                      next_proprio=col("next_proprio"), next_reference=col("next_reference"),
                      intervention=col("intervention").view(batch_size) > 0.5, normalized=True,
                      finite=torch.isfinite(rows).all())
