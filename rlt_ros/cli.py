@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim-train": ("sim_train", "online RLT practice on the simulated arm, headless and in-process (RLT stage 2)"),
     "launch": ("launch", "start a node graph (train, eval) without `ros2 launch`, e.g. `rlt launch train arm:=sim`"),
     "demo": ("demo", "the full ROS 2 graph practising on the simulated arm with a simulated operator"),
+    "security-policy": ("security_policy", "write the SROS2 access-control policy of a graph (one enclave per node)"),
 }
 
 

@@ -211,21 +211,40 @@ def write_overrides(spec: NodeSpec, directory: Path | str) -> str | None:
     return str(path)
 
 
-def ros_args(spec: NodeSpec, overrides_file: str | None = None) -> list[str]:
-    """The ``--ros-args`` that give a node process its name, parameter files and remappings."""
+# SROS2 enclaves of the nodes (rlt_ros.security writes their access-control policy): /rlt_ros/<node name>
+ENCLAVE_ROOT = f"/{PACKAGE}"
+
+
+def enclave(name: str) -> str:
+    """The SROS2 enclave of the node (or the operator's tool) called ``name``."""
+    return f"{ENCLAVE_ROOT}/{name}"
+
+
+def security_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``ROS_SECURITY_ENABLE=true``: then every node must run in its enclave (docs/security.md)."""
+    return (os.environ if env is None else env).get("ROS_SECURITY_ENABLE", "").lower() == "true"
+
+
+def ros_args(spec: NodeSpec, overrides_file: str | None = None, enclave: str | None = None) -> list[str]:
+    """The ``--ros-args`` that give a node process its name, parameter files, remappings and SROS2 enclave."""
     args = ["--ros-args", "-r", f"__node:={spec.name}"]
     for path in (*spec.params, *([overrides_file] if overrides_file else [])):
         args += ["--params-file", str(path)]
     for src, dst in spec.remaps:
         args += ["-r", f"{src}:={dst}"]
+    if enclave:
+        args += ["--enclave", enclave]
     return args
 
 
-def launch_node_kwargs(spec: NodeSpec, overrides_file: str | None = None) -> dict[str, Any]:
+def launch_node_kwargs(spec: NodeSpec, overrides_file: str | None = None, enclave: str | None = None) -> dict[str, Any]:
     """Keyword arguments of ``launch_ros.actions.Node`` for ``spec`` (the launch files' only conversion)."""
     parameters = [*spec.params, *([overrides_file] if overrides_file else [])]
-    return dict(package=spec.package, executable=spec.executable, name=spec.name,
-                parameters=parameters, remappings=list(spec.remaps), output="screen", emulate_tty=True)
+    kwargs = dict(package=spec.package, executable=spec.executable, name=spec.name,
+                  parameters=parameters, remappings=list(spec.remaps), output="screen", emulate_tty=True)
+    if enclave:
+        kwargs["ros_arguments"] = ["--enclave", enclave]
+    return kwargs
 
 
 def rviz_config(directory: Path | None = None) -> str:

@@ -27,7 +27,9 @@ def launch_description(kind: str):
         vla = {name: LaunchConfiguration(name).perform(context) for name in graph.VLA_LAUNCH_ARGS}
         specs = graph.graph(kind, arm, overrides=graph.vla_overrides(vla), extra_params=(extra,) if extra else ())
         folder = tempfile.mkdtemp(prefix=f"rlt_{kind}_")
-        actions = [Node(**graph.launch_node_kwargs(spec, graph.write_overrides(spec, folder))) for spec in specs]
+        secure = graph.security_enabled()  # SROS2 on: each node in its enclave (rlt security-policy)
+        actions = [Node(**graph.launch_node_kwargs(spec, graph.write_overrides(spec, folder),
+                                                   graph.enclave(spec.name) if secure else None)) for spec in specs]
         if LaunchConfiguration("rviz").perform(context).lower() == "true":
             actions.append(Node(package="rviz2", executable="rviz2", arguments=["-d", graph.rviz_config()]))
         return actions

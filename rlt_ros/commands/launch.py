@@ -122,7 +122,8 @@ class GraphProcesses:
         out = []
         for spec in self.specs:
             overrides = graph_mod.write_overrides(spec, self._tmp.name)
-            out.append((spec.name, [self._python, "-m", spec.module, *graph_mod.ros_args(spec, overrides)]))
+            enclave = graph_mod.enclave(spec.name) if graph_mod.security_enabled(self.env) else None
+            out.append((spec.name, [self._python, "-m", spec.module, *graph_mod.ros_args(spec, overrides, enclave)]))
         return out + self._extra
 
     def start(self) -> None:
