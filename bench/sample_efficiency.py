@@ -1,7 +1,7 @@
 """Sample efficiency of RLT on the simulated precision insertion, with the paper's ablations.
 
-    python bench/sample_efficiency.py          # make bench: base, rlt, no_token; seeds 0 and 5 (~75 min, 2 cores)
-                                               # (no_token's CNN learner: ~3 CPU-hours per run, docs/experiments.md 2.12)
+    python bench/sample_efficiency.py          # make bench: base and rlt, seeds 0 and 5 (~30 min, 2 cores)
+    python bench/sample_efficiency.py --arms no_token --device cuda   # the CNN ablation (~3 CPU-hours per run on a CPU)
     python bench/sample_efficiency.py --full   # every arm, seeds 0-4 and held-out 5-6 (~8 h on 2 cores)
     python bench/sample_efficiency.py --quick  # smoke run (a few minutes)
     python bench/sample_efficiency.py --intervene-after 5 --results bench/results/interventions   # with interventions
@@ -69,7 +69,7 @@ def default_token() -> Path:
 def job_command(arm: str, seed: int, args, out: Path) -> list[str]:
     cmd = [sys.executable, "-m", "rlt_ros.cli", "sim-train", "--out", str(out), "--seed", str(seed),
            "--eval-episodes", str(args.eval_episodes), "--no-progress", "--checkpoint-every", "0",
-           "--threads", "1", "--critical-timeout", str(args.critical_timeout)]
+           "--threads", "1", "--critical-timeout", str(args.critical_timeout), "--device", args.device]
     if arm == "base":
         cmd += ["--episodes", "1", "--minutes", str(args.minutes)]
     else:
@@ -254,9 +254,11 @@ def main() -> int:
     ap.add_argument("--intervene-after", type=float, default=0.0,
                     help="simulated operator interventions in RL practice after this many seconds of critical phase "
                          "(0 = none, the paper's protocol without a teleoperator)")
-    ap.add_argument("--arms", nargs="+", default=["base", "rlt", "no_token"], choices=list(ARMS))
+    ap.add_argument("--arms", nargs="+", default=["base", "rlt"], choices=list(ARMS),
+                    help="arms to run (no_token, the CNN on images, needs ~3 CPU-hours per run: --full or a GPU)")
     ap.add_argument("--task", choices=list(TASKS), default="default",
                     help="simulated task variant (hard: 0.3 mm clearance, 1.0 mm chamfer; base VLA ~40%%)")
+    ap.add_argument("--device", default="cpu", help="where each run's learner trains: cpu, auto, cuda[:N]")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
     ap.add_argument("--vla", default=None, help="VLA checkpoint (default: the shipped built-in VLA)")
     ap.add_argument("--token", default=str(default_token()), help="RL-token directory")

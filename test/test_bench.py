@@ -12,7 +12,7 @@ import sample_efficiency as se  # noqa: E402
 
 def test_job_command_carries_the_task_and_the_arm():
     args = argparse.Namespace(eval_episodes=80, critical_timeout=12.0, minutes=90.0, episodes=250, vla=None,
-                              token="tok", intervene_after=0.0, rlt=[], task="hard")
+                              token="tok", intervene_after=0.0, rlt=[], task="hard", device="cpu")
     cmd = se.job_command("no_token", 5, args, Path("/tmp/x"))
     assert cmd[cmd.index("--episodes") + 1] == "250" and "--token" not in cmd
     assert cmd[-4:] == ["--sim", "chamfer_mm=1.0", "--state", "image"] and "clearance_mm=0.3" in cmd
