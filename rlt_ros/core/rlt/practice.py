@@ -12,9 +12,10 @@ a robot) one tick per control step and plays the operator's part with episode ev
    (a decision, or every ``stride`` steps while recording);
 4. the operator marks SUCCESS (+1, from the simulator's ground truth), or FAILURE (0, terminal) when the
    critical phase lasts longer than it waits (``critical_timeout_s``); an episode out of simulated time
-   that nobody marked ends as TIMEOUT (a truncation: bootstrapped, not a terminal 0); with ``intervene_after_s`` the operator also takes over (INTERVENTION_START) an RL
-   episode still running after that long and teleoperates it to its end (``operator``: reset(obs) at the
-   takeover, then act(obs) -> action every step), stored as human actions (ã <- a_human);
+   that nobody marked ends as TIMEOUT (a truncation: bootstrapped, not a terminal 0); with
+   ``intervene_after_s`` the operator also takes over (INTERVENTION_START) an RL episode still running
+   after that long and teleoperates it to its end (``operator``: reset(obs) at the takeover, then
+   act(obs) -> action every step), stored as human actions (ã <- a_human);
 5. only critical-phase transitions are stored (one every ``stride`` steps); the learner spends its UTD
    budget after every chunk (``learner_mode=interleaved``) or in its own thread (``async``).
 
