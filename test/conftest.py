@@ -10,7 +10,9 @@ _used_domains: set[int] = set()
 
 @pytest.fixture
 def ros_domain(monkeypatch, tmp_path):
-    """An isolated ROS 2 domain for this test: env applied to this process and to node processes."""
+    """An isolated ROS 2 domain for this test: env applied to this process and to node processes, which run in
+    the test's tmp_path (relative defaults such as runs/rlt stay out of the checkout and out of other tests)."""
+    monkeypatch.chdir(tmp_path)
     domain = random.Random(os.getpid() * 7919 + len(_used_domains)).randint(1, 101)
     while domain in _used_domains:
         domain = domain % 101 + 1

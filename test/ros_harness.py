@@ -39,7 +39,7 @@ class Processes:
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "wb")
-        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.log_dir,
                                 start_new_session=True)
         proc.log_path = self.log_dir / f"{name}.log"
         self.procs.append(proc)

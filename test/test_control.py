@@ -487,3 +487,27 @@ def test_the_first_command_of_an_episode_waits_for_joint_states_after_its_start(
     c.set_joint_state(np.zeros(3), 1.01, 1.02)  # the reset arm
     c.set_token(token(1.02, m.episode_id), 1.02)
     assert _max_step_from(np.zeros(3), c.tick(1.02).command) <= 1.0 + 1e-9
+
+
+def test_an_actor_restarted_mid_episode_never_reuses_a_window_index():
+    """The learner drops a transition whose (episode_id, index) it holds (a resend from the actor's outbox), so
+    an actor restarted in the middle of a critical phase must not number its windows from 0 again: it numbers
+    them from the control steps since the handover (issue 19: no lost, no duplicated transition)."""
+    m = EpisodeManager()
+    start, handover = m.start(0.0), m.handover(0.0)
+    first = make()
+    for event in (start, handover):
+        first.on_event(event)
+    _, before = run(first, m, 0.0, 50)  # 1 s of critical phase, then the actor process dies
+    restarted = make()
+    for event in (start, handover):  # what /rlt/events (transient local) replays to the new process
+        restarted.on_event(event)
+    _, after = run(restarted, m, 3.0, 50)
+    assert before and after
+    assert {t.index for t in before}.isdisjoint({t.index for t in after})
+    assert min(t.index for t in after) >= 150 and all(t.index % RLT.stride == 0 for t in after)
+    fresh = make()  # a recorder opened right at the handover numbers from 0, as before
+    for event in (start, handover):
+        fresh.on_event(event)
+    _, normal = run(fresh, m, 0.0, 10)
+    assert min(t.index for t in normal) == 0

@@ -137,3 +137,24 @@ def test_single_writer_and_read_only_view(tmp_path):
     with pytest.raises(ReplayError, match="read-only"):
         view.add(transition(index=2))
     rb.close()
+
+
+def test_a_transition_already_held_is_not_added_again(tmp_path):
+    """(episode_id, index) names a transition: a resend (the actor's outbox after a lost acknowledgement) is
+    dropped, also after the buffer is reopened from its log, and also once pushed out of the ring."""
+    rb = ReplayBuffer(T, P, C, A, capacity=2, directory=tmp_path)
+    assert rb.add(transition(1, 0)) and rb.add(transition(1, 2)) and rb.add(transition(2, 0))
+    assert not rb.add(transition(1, 2)) and not rb.add(transition(1, 0))  # 1/0 is out of the ring, still in the log
+    assert rb.total_added == 3 and rb.holds(1, 0) and not rb.holds(1, 4)
+    rb.close()
+    again = ReplayBuffer(T, P, C, A, capacity=2, directory=tmp_path)
+    assert not again.add(transition(2, 0)) and again.add(transition(2, 2)) and again.total_added == 4
+
+
+def test_chunk_recorder_opened_late_numbers_from_its_first_step():
+    rec, out = ChunkRecorder(episode_id=7, chunk_size=C, stride=2, first_step=151), []
+    for _ in range(6):
+        if rec.needs_observation():
+            out += rec.observe(np.zeros(T), np.zeros(P), np.zeros((C, A)))
+        rec.act(np.zeros(A))
+    assert [t.index for t in out + rec.finish(1.0)] == [152, 154, 156]

@@ -212,7 +212,8 @@ def set_exploration(node, enabled: bool, timeout_s: float = 10.0) -> str:
 
 def graph_overrides(args: argparse.Namespace, out: Path) -> dict[str, dict]:
     """node name -> {parameter: value} of the demo's command-line options, applied over the demo graph."""
-    overrides = {"learner": {"learner.output_dir": str(out / "learner")}, "sim_arm": {}}
+    overrides = {"learner": {"learner.output_dir": str(out / "learner")},
+                 "actor": {"actor.outbox_dir": str(out / "outbox")}, "sim_arm": {}}
     if args.start is not None:
         overrides["sim_arm"]["sim.start"] = args.start
     if args.critical_timeout is not None:

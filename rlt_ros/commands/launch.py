@@ -133,19 +133,34 @@ class GraphProcesses:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for name, argv in self.commands():
             child = _Child(name, argv)
-            child.proc = subprocess.Popen(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True,
-                                          preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
-            child.reader = threading.Thread(target=self._relay, args=(child,), name=f"relay-{name}", daemon=True)
-            child.reader.start()
+            self._spawn(child)
             self._children.append(child)
-            self._say(f"started {name} (pid {child.proc.pid}): {' '.join(argv)}")
+
+    def _spawn(self, child: _Child) -> None:
+        child.proc = subprocess.Popen(child.argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True,
+                                      preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        child.reader = threading.Thread(target=self._relay, args=(child,), name=f"relay-{child.name}", daemon=True)
+        child.reader.start()
+        self._say(f"started {child.name} (pid {child.proc.pid}): {' '.join(child.argv)}")
+
+    def restart(self, name: str) -> subprocess.Popen:
+        """Start node ``name`` again, with the same command line, after its process ended (fault injection)."""
+        child = self._child(name)
+        if child.proc.poll() is None:
+            raise RuntimeError(f"{name} is still running (pid {child.proc.pid})")
+        child.reader.join(timeout=2.0)
+        self._spawn(child)
+        return child.proc
 
     def process(self, name: str) -> subprocess.Popen:
         """The process of node ``name`` (after ``start()``)."""
+        return self._child(name).proc
+
+    def _child(self, name: str) -> _Child:
         for child in self._children:
             if child.name == name:
-                return child.proc
+                return child
         raise KeyError(f"no node {name!r} in this graph; nodes: {[c.name for c in self._children]}")
 
     def request_stop(self) -> None:
@@ -235,7 +250,7 @@ class GraphProcesses:
             pass
 
     def _relay(self, child: _Child) -> None:
-        log = open(self.log_dir / f"{child.name}.log", "w") if self.log_dir is not None else None
+        log = open(self.log_dir / f"{child.name}.log", "a") if self.log_dir is not None else None
         try:
             for raw in iter(child.proc.stdout.readline, b""):
                 line = raw.decode(errors="replace").rstrip("\n")

@@ -56,6 +56,8 @@ from rlt_ros.core.rlt.reference import ReferencePlan, rows_elapsed
 from rlt_ros.core.rlt.replay import SOURCE_HUMAN, SOURCE_RL, SOURCE_VLA, ChunkRecorder, Transition
 from rlt_ros.core.validation import MessageError
 
+LATE_RECORDER_S = 1.0  # a recorder opened this long after the handover numbers its windows from the handover
+
 
 @dataclass
 class ActorConfig:
@@ -72,9 +74,12 @@ class ActorConfig:
     report_every_s: float = 30.0  # period of the log line with chunks, holds, clamps, latency-dropped rows [s]
     max_divergence_rad: float = 0.3  # no new command while a measured joint is farther than this from the recent commanded path; deactivate... [rad]
     divergence_ticks: int = 10  # ...when that lasts this many control ticks in a row (also: the control steps of path the measurement is compared with)
+    outbox_dir: str = "runs/rlt/outbox"  # transitions kept until the learner acknowledges them, one file each (kept over restarts of either node; put it in the learner's run folder; '' = in memory)
+    outbox_capacity: int = 50_000  # most unacknowledged transitions kept; beyond it the oldest are dropped, with a warning
+    resend_after_s: float = 5.0  # a transition not acknowledged this long after it was sent is sent again [s]
 
     def __post_init__(self):
-        for name in ("max_token_age_s", "max_joint_state_age_s", "max_teleop_age_s", "report_every_s"):
+        for name in ("max_token_age_s", "max_joint_state_age_s", "max_teleop_age_s", "report_every_s", "resend_after_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"actor.{name} must be > 0 s")
         if self.vla_execute_steps < 1:
@@ -83,6 +88,8 @@ class ActorConfig:
             raise ValueError("actor.lead_rows must be >= 0")
         if self.max_divergence_rad <= 0 or self.divergence_ticks < 1:
             raise ValueError("actor.max_divergence_rad must be > 0 rad and actor.divergence_ticks >= 1")
+        if self.outbox_capacity < 1:
+            raise ValueError("actor.outbox_capacity must be >= 1")
 
 
 @dataclass
@@ -131,6 +138,7 @@ class ChunkController:
         self._holding = False
         self._recorder: ChunkRecorder | None = None
         self._episode_start = -np.inf  # stamp of this episode's START: older observations show the previous scene
+        self._critical_start: float | None = None  # stamp of this episode's HANDOVER (or first intervention)
         self.counters = {"chunks": 0, "holds": 0, "clamped": 0, "transitions": 0, "weight_swaps": 0,
                          "latency_rows": 0, "max_deviation_mrad": 0, "nonfinite_chunks": 0,
                          "max_divergence_mrad": 0, "divergence_stops": 0, "unsettled_joint_states": 0}
@@ -192,8 +200,10 @@ class ChunkController:
                 self._recorder = None
             elif event.type in (EventType.START, EventType.RESET):
                 self._recorder = None
+            if event.type in (EventType.HANDOVER, EventType.INTERVENTION_START) and self._critical_start is None:
+                self._critical_start = event.stamp
             if event.type == EventType.START:
-                self._episode_start = event.stamp
+                self._episode_start, self._critical_start = event.stamp, None
                 self._path, self._diverging = None, 0  # the arm was reset: anchor on it as measured
                 if self._rearm_at_start:
                     self.active, self._rearm_at_start = True, False
@@ -262,7 +272,7 @@ class ChunkController:
         step = Step()
         current = self._is_current(token)
         if current:
-            self._account(token, (due - 1) if starts else due, human, step)  # the running plan's rows so far
+            self._account(token, (due - 1) if starts else due, human, step, now)  # the running plan's rows so far
         if not current or (starts and now - token.stamp > c.max_token_age_s):
             age = "none" if token is None else (f"{now - token.stamp:.3f} s old, episode {token.episode_id}, "
                                                 f"observed {token.stamp - self._episode_start:+.3f} s from its start")
@@ -278,10 +288,10 @@ class ChunkController:
             self._start_plan(self._teleop[None], ChunkSource.HUMAN, step, now)
         else:
             self._new_plan(token, skip, step, now)
-        self._account(token, 1, human, step)  # the new plan's first row is this tick's
+        self._account(token, 1, human, step, now)  # the new plan's first row is this tick's
         return step
 
-    def _account(self, token: TokenPacket, rows: int, human: bool, step: Step) -> None:
+    def _account(self, token: TokenPacket, rows: int, human: bool, step: Step, now: float) -> None:
         """The running plan's rows up to ``rows`` are executed: record them (RL phase), advance ã."""
         if self._plan is None:
             return
@@ -289,7 +299,7 @@ class ChunkController:
         if self.tracker.phase in (Phase.RL, Phase.INTERVENTION):
             for row in self._plan[self._index: end]:
                 if self.config.record:
-                    self._record(token, row, human, step)
+                    self._record(token, row, human, step, now)
                 self._reference.step()
                 self._last_row = row
         self._index = end
@@ -395,9 +405,14 @@ class ChunkController:
         step.command = Command(hold, self.tracker.episode_id, ChunkSource.HOLD)
         return step
 
-    def _record(self, token: TokenPacket, row: np.ndarray, human: bool, step: Step) -> None:
+    def _record(self, token: TokenPacket, row: np.ndarray, human: bool, step: Step, now: float) -> None:
         if self._recorder is None:
-            self._recorder = ChunkRecorder(self.tracker.episode_id, self.rlt.chunk_size, self.rlt.stride)
+            # an actor restarted (or activated) late in the critical phase numbers its windows from the control
+            # steps since the handover: they never share an index with those recorded before it came in
+            late = None if self._critical_start is None else now - self._critical_start
+            first = round(late / self.arm.dt) if late is not None and late > LATE_RECORDER_S else 0
+            self._recorder = ChunkRecorder(self.tracker.episode_id, self.rlt.chunk_size, self.rlt.stride,
+                                           first_step=first)
         self._recorder.source = (SOURCE_HUMAN if human else
                                  SOURCE_RL if self._plan_source == ChunkSource.ACTOR else SOURCE_VLA)
         if self._recorder.needs_observation():

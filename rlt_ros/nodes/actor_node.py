@@ -11,7 +11,8 @@ measured positions far from it stop new commands and, when that lasts, deactivat
 states and teleop are read latest-only in the control tick (a flood of any of them does not slow the loop);
 the periodic report gives each input's rate and warns of a flood. Each chunk starts at the row of the present moment (rows older than
 the token's observation age are dropped). Counters (chunks, holds, clamps, dropped rows) are logged.
-Critical-phase transitions go to the learner on /rlt/transitions; new actor weights from
+Critical-phase transitions go to the learner on /rlt/transitions through a durable outbox (core.rlt.outbox):
+each stays there, and is sent again, until the learner acknowledges it on /rlt/transitions_ack. New actor weights from
 /rlt/actor_weights are swapped in between chunks, and the last weights stay in use if the learner
 disappears. ``actor.explore`` and ``actor.record`` may be changed with ``ros2 param set`` while it runs.
 """
@@ -19,15 +20,18 @@ disappears. ``actor.explore`` and ``actor.record`` may be changed with ``ros2 pa
 from __future__ import annotations
 
 import threading
+import time
 
 from sensor_msgs.msg import JointState
+from rclpy.serialization import serialize_message
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
 from rlt_ros.core.control import ActorConfig, ChunkController, Command
 from rlt_ros.core.interfaces import ChunkPacket
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
-from rlt_ros.msg import ActionChunk, ActorWeights, EpisodeEvent, RLToken, Transition
+from rlt_ros.core.rlt.outbox import Outbox
+from rlt_ros.msg import ActionChunk, ActorWeights, EpisodeEvent, RLToken, Transition, TransitionAck
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import (MessageError, chunk_to_msg, event_from_msg, joint_state_from_msg, to_seconds,
                                      token_from_msg, trajectory_from_msg, trajectory_to_msg, transition_to_msg)
@@ -36,6 +40,7 @@ from rlt_ros.core.arm import ArmConfig
 
 
 FLOOD_FACTOR = 10  # an input arriving faster than this many times the control rate is reported as a flood
+RESEND_PER_S = 200  # most transitions the outbox sends again per second (a long learner outage drains gradually)
 
 
 class ActorNode(RltNode):
@@ -45,11 +50,18 @@ class ActorNode(RltNode):
     def __init__(self):
         super().__init__("actor")
         self.control = ChunkController(self.actor_config, self.rlt_config, self.arm_config)
-        self.rejected: dict[str, int] = {"token": 0, "joint_states": 0, "teleop": 0, "weights": 0, "event": 0}
+        self.rejected: dict[str, int] = {"token": 0, "joint_states": 0, "teleop": 0, "weights": 0, "event": 0, "ack": 0}
         arm = self.arm_config
         self.command_pub = self.create_publisher(JointTrajectory, arm.command_topic, qos.COMMAND)
         self.chunk_pub = self.create_publisher(ActionChunk, "/rlt/action_chunk", qos.STREAM)
         self.transition_pub = self.create_publisher(Transition, "/rlt/transitions", qos.TRANSITIONS)
+        c = self.actor_config
+        self.outbox = Outbox(c.outbox_dir or None, c.outbox_capacity, c.resend_after_s)
+        if len(self.outbox):
+            self.get_logger().info(f"outbox {c.outbox_dir}: {len(self.outbox)} transitions not yet acknowledged "
+                                   "by the learner, sent again")
+        self.create_subscription(TransitionAck, "/rlt/transitions_ack", self._on_ack, qos.TRANSITIONS)
+        self.create_timer(1.0, self._resend)
         # tokens, joint states and teleop are read latest-only by the control tick (ros.latest): a flood of
         # any of them costs the middleware, not the control rate
         self.inputs = {
@@ -106,6 +118,17 @@ class ActorNode(RltNode):
             return self._reject("event", err)
         self._publish_transitions(finished)
 
+    def _on_ack(self, msg):
+        if len(msg.episode_ids) != len(msg.indices):
+            return self._reject("ack", MessageError(f"{len(msg.episode_ids)} episode ids for {len(msg.indices)} indices"))
+        self.outbox.ack(zip(msg.episode_ids, msg.indices))
+
+    def _resend(self):
+        if self.transition_pub.get_subscription_count() == 0:
+            return  # no learner: they wait
+        for _, payload in self.outbox.due(time.monotonic(), RESEND_PER_S):
+            self.transition_pub.publish(payload)
+
     def _on_weights(self, msg):
         self._weights_slot = msg  # newest wins: a slower stager skips versions, never queues them
         self._weights_ready.set()
@@ -155,7 +178,8 @@ class ActorNode(RltNode):
         rates = {name: latest.count_since() / max(now - self._counted_at, 1e-9)
                  for name, latest in self.inputs.items()}
         self._counted_at = now
-        counts = {**self.control.counters, **{f"rejected_{k}": v for k, v in self.rejected.items() if v},
+        counts = {**self.control.counters, "outbox": len(self.outbox), **self.outbox.counters,
+                  **{f"rejected_{k}": v for k, v in self.rejected.items() if v},
                   **{f"{name}_per_s": round(rate, 1) for name, rate in rates.items()}}
         self.get_logger().info(" ".join(f"{k}={v}" for k, v in counts.items()))
         flooded = {name for name, rate in rates.items() if rate > FLOOD_FACTOR * self.arm_config.control_hz}
@@ -173,7 +197,11 @@ class ActorNode(RltNode):
     def _publish_transitions(self, transitions):
         now = self.now()
         for t in transitions:
-            self.transition_pub.publish(transition_to_msg(t, now))
+            payload = serialize_message(transition_to_msg(t, now))
+            warning = self.outbox.put((t.episode_id, t.index), payload, time.monotonic())  # kept before it is sent
+            if warning:
+                self.get_logger().warning(warning, throttle_duration_sec=10.0)
+            self.transition_pub.publish(payload)
 
 
 def main(args=None):

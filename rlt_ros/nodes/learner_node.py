@@ -9,6 +9,9 @@ newest), checkpoints, and publishes training metrics on /rlt/learner_stats (with
 ``skipped_steps``: optimiser steps skipped for NaN/inf, also logged; ``rollbacks``: divergent states rolled
 back, never exported). Episode outcomes come from /rlt/events, and so do the terminal rewards stored: an
 episode's end rows wait for its close and are labelled by its one outcome event (core.rlt.outcomes).
+Every transition it is done with (stored and flushed, already held, or refused for good) is acknowledged on
+/rlt/transitions_ack, so actor_node's outbox (core.rlt.outbox) sends again only what this node never got:
+a kill at any moment, or the start-up, loses none and a resend duplicates none (the replay drops repeats).
 ``learner.device`` (auto|cpu|cuda[:N]) chooses where it trains; a missing GPU is an error at start-up.
 """
 
@@ -23,7 +26,7 @@ from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import DEVICE_CHOICES, Learner, RLTAlgorithm, resolve_device
 from rlt_ros.core.rlt.outcomes import OutcomeGate
 from rlt_ros.core.rlt.replay import ReplayBuffer, ReplayError
-from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats, Transition
+from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats, Transition, TransitionAck
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import MessageError, event_from_msg, header, transition_from_msg
 from rlt_ros.ros.node_base import RltNode, run
@@ -82,9 +85,12 @@ class LearnerNode(RltNode):
         self.episodes = EpisodeStats(self.episode_config.stats_window)
         self.outcomes = OutcomeGate()  # terminal rewards from the episode's outcome event, not the Transition
         self.rejected = 0
+        self.duplicates = 0  # transitions received again (resent by the actor's outbox) and dropped
+        self._acks: list[tuple[int, int]] = []  # keys to acknowledge at the next publish
         self.skipped_logged = int(self.learner.algorithm.read_stats()["skipped_steps"])
         self.weights_pub = self.create_publisher(ActorWeights, "/rlt/actor_weights", qos.LATCHED)
         self.stats_pub = self.create_publisher(LearnerStats, "/rlt/learner_stats", qos.STREAM)
+        self.ack_pub = self.create_publisher(TransitionAck, "/rlt/transitions_ack", qos.TRANSITIONS)
         self.create_subscription(Transition, "/rlt/transitions", self._on_transition, qos.TRANSITIONS)
         self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
         self.create_timer(1.0 / cfg.publish_hz, self._publish)
@@ -95,11 +101,18 @@ class LearnerNode(RltNode):
 
     def _on_transition(self, msg):
         rlt = self.rlt_config
+        key = (msg.episode_id, msg.index)  # uint64 / uint32 by the message type
+        if self.replay.holds(*key) or self.outcomes.holds(*key):
+            self.duplicates += 1  # a resend: its first copy is stored (acknowledged again) or waits for its outcome
+            if self.replay.holds(*key):
+                self._acks.append(key)
+            return
         try:
             t = transition_from_msg(msg, token_dim=rlt.token_dim, proprio_dim=rlt.proprio_dim,
                                     chunk=rlt.chunk_size, action_dim=rlt.action_dim)
         except MessageError as err:
             self.rejected += 1
+            self._acks.append(key)  # refused for good: sending it again would not help
             return self.get_logger().warning(f"rejected transition: {err}", throttle_duration_sec=2.0)
         self._store(self.outcomes.add(t))
 
@@ -116,22 +129,31 @@ class LearnerNode(RltNode):
         """Rows the outcome gate let through (end rows relabelled per the episode's outcome) into the replay."""
         for t in rows:
             try:
-                self.replay.add(t)
+                self.replay.add(t)  # flushed to the OS: it survives this process from here on
             except ReplayError as err:
                 self.rejected += 1
                 self.get_logger().warning(f"rejected transition: {err}", throttle_duration_sec=2.0)
+            self._acks.append((t.episode_id, t.index))
+        self._acks.extend(self.outcomes.dropped)
+        self.outcomes.dropped.clear()
         if self.outcomes.last_drop:
             self.get_logger().warning(self.outcomes.last_drop)
             self.outcomes.last_drop = ""
 
     def _publish(self):
         self.learner.check()
+        if self._acks:
+            episodes, indices = zip(*self._acks)
+            self.ack_pub.publish(TransitionAck(header=header(self.now()), episode_ids=list(episodes),
+                                               indices=list(indices)))
+            self._acks = []
         item = self.learner.weights.get()
         if item is not None:
             version, weights, config_json = item
             self.weights_pub.publish(ActorWeights(header=header(self.now()), version=version,
                                                   config_json=config_json, safetensors=weights))
-        s = {**self.learner.stats, **self.learner.progress(), **self.outcomes.counters}
+        s = {**self.learner.stats, **self.learner.progress(), **self.outcomes.counters,
+             "duplicate_transitions": self.duplicates}
         skipped = int(s.get("skipped_steps", 0))
         if skipped > self.skipped_logged:
             self.get_logger().warning(f"{skipped - self.skipped_logged} optimiser step(s) skipped (NaN/inf): "

@@ -7,7 +7,8 @@ episode's end rows (done, or any reward) until the episode is closed (its RESET,
 episode). Then its rows are stored as the outcome says: SUCCESS and FAILURE relabel them (reward 1 or 0 at the
 window's last executed step, done); a TIMEOUT is a truncation, which has no end rows (the actor drops the open
 windows), so any claimed end row is dropped; no outcome, or two different ones (a forged event beside the reward
-node's), drops them too, with a count and a reason. Rows of an episode already closed are judged at once.
+node's), drops them too, with a count and a reason (and their keys in ``dropped``, for the learner's
+acknowledgements). Rows of an episode already closed are judged at once. ``holds`` says whether a row waits.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class OutcomeGate:
         self._closed: OrderedDict[int, EventType | None] = OrderedDict()  # the outcome closed episodes kept
         self.counters = {"end_rows_stored": 0, "end_rows_dropped": 0, "conflicting_outcomes": 0}
         self.last_drop = ""  # why the last end rows were dropped (for the node's log)
+        self.dropped: list[tuple[int, int]] = []  # (episode_id, index) of dropped rows, for the caller to drain
 
     def add(self, t: Transition) -> list[Transition]:
         """The rows to store now (``t`` itself, relabelled, or nothing while its episode is open)."""
@@ -42,8 +44,11 @@ class OutcomeGate:
         held.append(t)
         if sum(len(v) for v in self._held.values()) > self.max_held:
             episode, rows = self._held.popitem(last=False)
-            self._drop(len(rows), f"more than {self.max_held} end rows held: episode {episode}'s dropped")
+            self._drop(rows, f"more than {self.max_held} end rows held: episode {episode}'s dropped")
         return []
+
+    def holds(self, episode_id: int, index: int) -> bool:
+        return any(t.index == index for t in self._held.get(episode_id, ()))
 
     def on_event(self, event: EpisodeEventPacket) -> list[Transition]:
         """Track outcomes; a RESET closes its episode, a START closes every other one. Returns rows to store."""
@@ -73,7 +78,7 @@ class OutcomeGate:
             self._closed.popitem(last=False)
         rows = self._held.pop(episode, [])
         if len(seen) > 1:
-            return self._drop(len(rows), f"episode {episode}: conflicting outcomes "
+            return self._drop(rows, f"episode {episode}: conflicting outcomes "
                                          f"{sorted(k.name for k in seen)} (a forged event?)")
         return self._judge(episode, outcome, rows)
 
@@ -82,7 +87,7 @@ class OutcomeGate:
             return []
         if outcome not in _REWARD:
             why = "no outcome" if outcome is None else f"outcome {outcome.name}, a truncation without end rows"
-            return self._drop(len(rows), f"episode {episode}: {why}")
+            return self._drop(rows, f"episode {episode}: {why}")
         out = []
         for t in rows:
             rewards = np.zeros_like(t.rewards)
@@ -91,7 +96,8 @@ class OutcomeGate:
         self.counters["end_rows_stored"] += len(out)
         return out
 
-    def _drop(self, n: int, why: str) -> list[Transition]:
-        self.counters["end_rows_dropped"] += n
-        self.last_drop = f"{n} end row(s) dropped: {why}"
+    def _drop(self, rows: list[Transition], why: str) -> list[Transition]:
+        self.counters["end_rows_dropped"] += len(rows)
+        self.dropped.extend((t.episode_id, t.index) for t in rows)
+        self.last_drop = f"{len(rows)} end row(s) dropped: {why}"
         return []

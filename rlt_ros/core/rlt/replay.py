@@ -143,6 +143,7 @@ class ReplayBuffer:
         self.version = 0  # bumped by every change of the ring (a transition added, an episode's end applied)
         self._slot_version = np.zeros(self.capacity, np.int64)  # the version that last changed each slot
         self.episodes_ended: dict[int, float] = {}  # episode id -> terminal reward
+        self._keys: set[tuple[int, int]] = set()  # (episode_id, index) of every transition in the log
         self._unsynced = 0
         self._log = None
         self.directory = None if directory is None else Path(directory)
@@ -269,6 +270,7 @@ class ReplayBuffer:
         return rec
 
     def _insert(self, rec) -> None:
+        self._keys.add((int(rec["episode_id"]), int(rec["index"])))
         self._data[self._next] = rec
         self.version += 1
         self._slot_version[self._next] = self.version
@@ -276,12 +278,20 @@ class ReplayBuffer:
         self._size = min(self._size + 1, self.capacity)
         self.total_added += 1
 
-    def add(self, tr: Transition, sync: bool = False) -> None:
-        """Validate, append to the log (flushed) and to the ring. Raises ReplayError on bad data."""
+    def add(self, tr: Transition, sync: bool = False) -> bool:
+        """Validate, append to the log (flushed) and to the ring. Raises ReplayError on bad data. A transition
+        whose (episode_id, index) is already held (a resend after a lost acknowledgement) is not added: False."""
         rec = self._record(tr)
         with self._lock:
+            if self.holds(tr.episode_id, tr.index):
+                return False
             self._write(_REC_TRANSITION, rec.tobytes(), sync)
             self._insert(rec)
+            return True
+
+    def holds(self, episode_id: int, index: int) -> bool:
+        """Whether the log holds the transition (episode_id, index)."""
+        return (int(episode_id), int(index)) in self._keys
 
     def end_episode(self, episode_id: int, reward: float, last_step: int | None = None) -> int:
         """Attach the sparse terminal reward to an episode's stored transitions (paper: +1 success, 0 failure).
@@ -368,13 +378,15 @@ class ChunkRecorder:
     ``act(action, human)`` with the executed action. ``observe`` returns the transitions whose C-step
     window just closed (next state = this x_t); ``finish(reward)`` closes the rest as terminal, with the
     reward at the episode's last step. Interventions are relabelled (ã <- a_human) row by row.
+    ``first_step`` numbers the windows of a recorder opened late in the critical phase (rounded up to the
+    stride), so that (episode_id, index) stays unique per transition: the learner drops repeats by it.
     """
 
-    def __init__(self, episode_id: int, chunk_size: int, stride: int, source: int = SOURCE_RL):
+    def __init__(self, episode_id: int, chunk_size: int, stride: int, source: int = SOURCE_RL, first_step: int = 0):
         if stride < 1 or chunk_size % stride:
             raise ReplayError(f"chunk_size {chunk_size} must be a multiple of stride {stride}")
         self.episode_id, self.c, self.stride, self.source = int(episode_id), int(chunk_size), int(stride), source
-        self.t = 0
+        self.t = -(-max(0, int(first_step)) // self.stride) * self.stride
         self._open: list[dict] = []  # windows: start, token, proprio, reference, actions, human, source
         self._last_obs: tuple | None = None
 
