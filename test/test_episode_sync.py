@@ -64,6 +64,18 @@ def test_sync_matches_within_skew_and_reports_stale():
     assert stats["cam"].out_of_order == 1 and stats["cam"].stale == 1 and stats["joints"].stale == 1
 
 
+def test_sync_refuses_future_stamps_and_starts_afresh_after_a_clock_jump():
+    """A joint state stamped +30 s (another process) made every real one after it 'out of order' for 30 s, and
+    a restarted simulator (its clock back at 0) did the same for as long as it had run (issue 19 #1)."""
+    sync = ApproxTimeSync(["joints"], SyncConfig(max_age=0.1))
+    assert sync.add("joints", 10.0, "real", now=10.0)
+    assert not sync.add("joints", 40.0, "forged", now=10.01) and sync.stats()["joints"].future == 1
+    assert sync.add("joints", 10.02, "next real", now=10.02)
+    assert sync.latest_set(10.03)[1] == {"joints": "next real"}
+    assert sync.add("joints", 0.02, "after the restart", now=0.03)  # the held 10.02 is from before the jump
+    assert sync.latest_set(0.04)[1] == {"joints": "after the restart"}
+
+
 def test_demo_progress_splits_base_and_practice():
     import io
 

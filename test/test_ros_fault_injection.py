@@ -10,6 +10,7 @@ durable outbox sends again what the learner did not acknowledge; the replay drop
 
 import io
 import os
+import re
 import signal
 import time
 
@@ -142,3 +143,113 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
           f"({len(commands)} commands)")
     assert max(far) <= FAR_STEPS
 
+
+
+def test_malformed_inputs_are_rejected_and_no_node_exits(ros_domain, ros_node, tmp_path):
+    """Another process on the domain sends every kind of bad input of issue 19 to the practising graph: each
+    is refused with a log line (the actor's report counts them), no node exits, nothing forged or non-finite
+    reaches the replay or the arm, and practice goes on (new transitions after the attack)."""
+    import yaml
+    from sensor_msgs.msg import Image, JointState
+    from trajectory_msgs.msg import JointTrajectory
+
+    from rlt_ros import graph as graph_mod
+    from rlt_ros.commands.launch import GraphProcesses
+    from rlt_ros.core.arm import ArmConfig
+    from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+    from rlt_ros.core.rlt.replay import ReplayBuffer
+    from rlt_ros.msg import ActorWeights, EpisodeEvent, RLToken, Transition
+    from rlt_ros.ros import qos
+    from rlt_ros.ros.conversions import header, to_seconds
+
+    sim = yaml.safe_load(open(graph_mod.config_dir() / "arms" / "sim.yaml"))["/**"]["ros__parameters"]
+    arm = ArmConfig(**sim["arm"])
+    rlt = RLTConfig(**{**yaml.safe_load(open(graph_mod.config_dir() / "rlt.yaml"))["/**"]["ros__parameters"]["rlt"],
+                       **sim["rlt"]})
+    overrides = {"learner": {"learner.output_dir": str(tmp_path / "learner"), "rlt.warmup_transitions": 30,
+                             "rlt.batch_size": 16, "rlt.export_every": 10, "rlt.utd": 1},
+                 "actor": {"actor.outbox_dir": str(tmp_path / "outbox"), "actor.report_every_s": 1.0},
+                 "observation": {"observation.report_every_s": 1.0}}
+    produced, commands, now = set(), [], {"t": 0.0}
+    ros_node.create_subscription(Transition, "/rlt/transitions",
+                                 lambda m: produced.add((m.episode_id, m.index)), qos.TRANSITIONS)
+    ros_node.create_subscription(JointTrajectory, arm.command_topic, commands.append, qos.COMMAND)
+    ros_node.create_subscription(JointState, arm.joint_states_topic,
+                                 lambda m: now.update(t=to_seconds(m.header.stamp)), qos.SENSOR)
+    pubs = {name: ros_node.create_publisher(kind, topic, profile) for name, kind, topic, profile in (
+        ("token", RLToken, "/rlt/token", qos.LATEST), ("joints", JointState, arm.joint_states_topic, qos.SENSOR),
+        ("teleop", JointTrajectory, "/rlt/teleop", qos.LATEST), ("weights", ActorWeights, "/rlt/actor_weights",
+                                                                  qos.LATCHED),
+        ("transition", Transition, "/rlt/transitions", qos.TRANSITIONS), ("event", EpisodeEvent, "/rlt/events",
+                                                                         qos.EVENTS),
+        ("image", Image, arm.camera_topics[0], qos.SENSOR))}
+    names, n, c, a, t, p = list(arm.joint_names), len(arm.joint_names), rlt.chunk_size, rlt.action_dim, \
+        rlt.token_dim, rlt.proprio_dim
+    forged_episode = 4242
+
+    def token(**kw):
+        base = dict(header=header(now["t"]), episode_id=1, phase=2, token=[0.0] * t, proprio=[0.0] * p,
+                    joint_names=names, reference_chunk=[0.0] * (c * a), chunk_rows=c, chunk_cols=a, step_dt=arm.dt)
+        return RLToken(**{**base, **kw})
+
+    def transition(**kw):
+        base = dict(header=header(now["t"]), episode_id=forged_episode, index=0, steps=c, token=[0.0] * t,
+                    proprio=[0.0] * p, reference=[0.0] * (c * a), action=[0.0] * (c * a), rows=c, cols=a,
+                    rewards=[0.0] * c, done=False, next_token=[0.0] * t, next_proprio=[0.0] * p,
+                    next_reference=[0.0] * (c * a))
+        return Transition(**{**base, **kw})
+
+    def bad_inputs():
+        nan, huge = float("nan"), 3e38
+        return [
+            ("token", token(token=[nan] * t)), ("token", token(token=[huge] * t)), ("token", token(token=[0.0] * 3)),
+            ("token", token(joint_names=names[::-1])), ("token", token(header=header(now["t"] + 15.0))),
+            ("joints", JointState(header=header(now["t"]), name=names[::-1], position=[0.0] * n)),
+            ("joints", JointState(header=header(now["t"]), name=names, position=[nan] * n)),
+            ("joints", JointState(header=header(now["t"] + 30.0), name=names, position=[0.0] * n)),
+            ("teleop", JointTrajectory(joint_names=names[:-1])),
+            ("weights", ActorWeights(version=10**9, config_json="{}", safetensors=list(b"garbage" * 10))),
+            ("transition", transition(token=[1e30] * t)), ("transition", transition(action=[nan] * (c * a))),
+            ("transition", transition(token=[0.0] * 3)), ("transition", transition(episode_id=2**64 - 1, index=2**32 - 1)),
+            ("transition", transition(done=True, rewards=[0.0] * (c - 1) + [1.0])),  # a forged success
+            ("event", EpisodeEvent(header=header(now["t"]), episode_id=1, type=99)),
+            ("event", EpisodeEvent(header=header(now["t"]), episode_id=1, type=4, note="x" * 5_000_000)),
+            ("image", Image(header=header(now["t"]), height=64, width=64, encoding="rgb8", step=192, data=b"\x00" * 10)),
+        ]
+
+    log = io.StringIO()
+    procs = GraphProcesses(graph_mod.graph("demo", "sim", overrides), env=dict(ros_domain), out=log,
+                           log_dir=tmp_path / "logs", stop_timeout=20)
+    procs.start()
+    try:
+        wait_for(lambda: len(produced) >= 40, 240, ros_node.spin_once, "practice\n" + log.getvalue()[-5000:])
+        for _ in range(3):
+            for name, msg in bad_inputs():
+                pubs[name].publish(msg)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 1.0:
+                ros_node.spin_once(0.05)
+        seen = {k for k in produced if k[0] != forged_episode}
+        wait_for(lambda: len({k for k in produced if k[0] != forged_episode} - seen) >= 40, 180, ros_node.spin_once,
+                 "practice to go on after the bad inputs\n" + log.getvalue()[-5000:])
+        assert not procs.exited(), f"{procs.exited()}\n{log.getvalue()[-5000:]}"
+    finally:
+        procs.stop()
+
+    logs = {f.stem: f.read_text() for f in (tmp_path / "logs").glob("*.log")}
+    # (the actor reads joint states latest-only: a bad one is mostly replaced by the driver's next before a tick)
+    for what in ("token", "teleop", "weights", "event"):
+        assert re.search(rf"rejected_{what}=[1-9]", logs["actor"]), f"the actor counted no bad {what}"
+    assert "rejected transition" in logs["learner"] and "rejected event" in logs["learner"]
+    for counter in ("joint_states.rejected", "joint_states.future", "base.rejected"):  # its diagnostics report
+        assert re.search(rf"{re.escape(counter)}=[1-9]", logs["observation"]), f"observation: no {counter}"
+    replay = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
+                          directory=tmp_path / "learner" / "replay", read_only=True)
+    data = replay.arrays()
+    assert len(data) and forged_episode not in set(data["episode_id"].tolist())
+    for field in ("token", "action", "rewards", "next_token"):
+        assert np.all(np.isfinite(data[field])) and np.all(np.abs(data[field]) <= 1e6)
+    lower, upper = np.array(arm.position_lower), np.array(arm.position_upper)
+    for traj in commands:
+        pos = np.array([q.positions for q in traj.points])
+        assert np.all(np.isfinite(pos)) and np.all(pos >= lower - 1e-9) and np.all(pos <= upper + 1e-9)

@@ -3,7 +3,10 @@
 Each stream keeps a short history of (stamp, value). ``latest_set(now)`` returns, for the newest
 stamp of the reference stream, the value of every other stream closest in time, provided all lie
 within ``max_skew`` of it and the set is no older than ``max_age``; otherwise it raises ``StaleInput``
-naming the late stream. Counters say how often each stream was missing, stale or out of order.
+naming the late stream. Counters say how often each stream was missing, stale or out of order. Given
+``now``, ``add`` refuses a stamp from the future (beyond ``max_age``: another process, or two machines'
+clocks apart) and forgets what it held from before a clock that jumped back (a restarted simulator or driver),
+so one bad stamp never makes the newer real messages look out of order.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class SyncConfig:
 class StreamStats:
     received: int = 0  # messages accepted
     out_of_order: int = 0  # messages older than the newest one already held (dropped)
+    future: int = 0  # messages stamped later than now + max_age (dropped)
     unmatched: int = 0  # sets that failed because this stream had no message within max_skew
     stale: int = 0  # sets that failed because this stream's newest message was too old
 
@@ -56,18 +60,26 @@ class ApproxTimeSync:
         self._lock = threading.Lock()
         self.emitted = 0
 
-    def add(self, stream: str, stamp: float, value) -> None:
+    def add(self, stream: str, stamp: float, value, now: float | None = None) -> bool:
+        """Hold ``value``; False when it was dropped (out of order, or stamped in the future of ``now``)."""
         with self._lock:
             s = self._streams[stream]
+            if now is not None and stamp > now + self.config.max_age:
+                s.stats.future += 1
+                return False
+            if now is not None and s.stamps and s.stamps[-1] > now + self.config.max_age:
+                s.stamps.clear()  # held from before the clock jumped back: a new epoch
+                s.values.clear()
             if s.stamps and stamp <= s.stamps[-1]:
                 s.stats.out_of_order += 1
-                return
+                return False
             s.stamps.append(stamp)
             s.values.append(value)
             s.stats.received += 1
             while len(s.stamps) > self.config.history:
                 s.stamps.popleft()
                 s.values.popleft()
+            return True
 
     def latest_set(self, now: float) -> tuple[float, dict]:
         """(reference stamp, {stream: value}) of the newest fresh set, or raise StaleInput."""

@@ -70,7 +70,7 @@ class ObservationNode(RltNode):
             pos, vel = joint_state_from_msg(msg, self.arm_config.joint_names)
         except MessageError as err:
             return self._reject("joint_states", err)
-        self.sync.add("joint_states", to_seconds(msg.header.stamp), (pos, vel))
+        self.sync.add("joint_states", to_seconds(msg.header.stamp), (pos, vel), self.now())
 
     def _on_image(self, name: str, msg: Image):
         try:
@@ -78,14 +78,14 @@ class ObservationNode(RltNode):
                                  self.observation_config.image_width)
         except MessageError as err:
             return self._reject(name, err)
-        self.sync.add(name, to_seconds(msg.header.stamp), image)
+        self.sync.add(name, to_seconds(msg.header.stamp), image, self.now())
 
     def _on_pose(self, msg: PoseStamped):
         p, q = msg.pose.position, msg.pose.orientation
         pose = np.array([p.x, p.y, p.z, q.w, q.x, q.y, q.z])
         if not np.all(np.isfinite(pose)):
             return self._reject("ee_pose", MessageError("ee_pose: non-finite value"))
-        self.sync.add("ee_pose", to_seconds(msg.header.stamp), pose)
+        self.sync.add("ee_pose", to_seconds(msg.header.stamp), pose, self.now())
 
     def _publish(self):
         try:
@@ -109,7 +109,7 @@ class ObservationNode(RltNode):
         for name, s in stats.items():
             values.update({f"{name}.received": s.received, f"{name}.rejected": self.rejected[name],
                            f"{name}.stale": s.stale, f"{name}.unmatched": s.unmatched,
-                           f"{name}.out_of_order": s.out_of_order})
+                           f"{name}.out_of_order": s.out_of_order, f"{name}.future": s.future})
         level = DiagnosticStatus.OK if self.published else DiagnosticStatus.WARN
         status = DiagnosticStatus(level=level, name="rlt_ros/observation", hardware_id=self.arm_config.name,
                                   message=self._last_error or "ok",
