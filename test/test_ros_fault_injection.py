@@ -128,6 +128,7 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
     assert len(stored) == len(set(stored)), f"{len(stored) - len(set(stored))} duplicated transitions"
     assert set(stored) == produced, (f"{len(produced - set(stored))} lost, {len(set(stored) - produced)} never "
                                      "published")
+    print(f"{len(KILLS) + 1} kills: {len(produced)} transitions published, {len(stored)} stored, 0 lost, 0 duplicated")
 
     # no command outside the limits, beyond the velocity limit within a chunk, or far from the measured arm
     lower, upper = np.array(arm.position_lower), np.array(arm.position_upper)

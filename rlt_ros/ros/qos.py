@@ -2,7 +2,7 @@
 
 SENSOR: camera frames and joint states, best effort, newest only (a late frame is useless).
 STREAM: RL tokens, chunks, metrics: best effort would lose learner data, so reliable, shallow.
-TRANSITIONS: reliable and deep, so a burst at the end of a chunk is never dropped.
+TRANSITIONS: reliable and deep, so a burst at the end of a chunk is never dropped (transitions and their acknowledgements).
 EVENTS: episode events, reliable + transient local so a late joiner sees the recent history.
 LATCHED: the latest value only, delivered to late joiners (actor weights, robot description).
 COMMAND: commands to the arm driver, reliable, newest only.
