@@ -1,11 +1,15 @@
 import os
 import random
+import signal
 
 import pytest
 
 from ros_harness import Processes, isolated_env
 
 _used_domains: set[int] = set()
+# the processes tests start stop on SIGINT even when pytest runs as a background job of a script (SIGINT
+# ignored, which exec passes on to children; a handled signal is reset to its default instead)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -66,7 +66,9 @@ def graph_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM when the launcher dies (even by SIGKILL), so no node is orphaned."""
+    """Linux: the child gets SIGTERM when the launcher dies (even by SIGKILL), so no node is orphaned. And
+    SIGINT stops it even when the launcher ignores SIGINT (a background job of a script: `rlt demo &`)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         import ctypes
 
