@@ -44,6 +44,26 @@ def test_stats_and_tracker_follow_events():
     assert not tracker.apply(events[1])  # an old episode's event is ignored (a START would begin a new one)
 
 
+def test_stats_kept_over_a_restart_of_the_listener(tmp_path):
+    """A restarted learner rebuilt its statistics from the last 100 events /rlt/events replays (issue 19 #10):
+    with a log it reads its history back, and the replayed events of recorded episodes are not counted twice."""
+    m, log = EpisodeManager(), tmp_path / "episodes.jsonl"
+    events = [m.start(0.0), m.handover(1.0), m.mark(False, 3.0), m.start(4.0), m.handover(5.0), m.mark(True, 6.5)]
+    first = EpisodeStats(log=log)
+    for e in events:
+        first.apply(e)
+    with open(log, "a") as f:
+        f.write('{"episode_id": 3, "succ')  # a line torn by a crash
+    restarted = EpisodeStats(log=log)
+    assert restarted.history == first.history
+    for e in events[3:]:  # what the restarted listener hears again
+        assert restarted.apply(e) is None
+    assert [r.success for r in restarted.history] == [False, True] and restarted.median_critical_s() == 1.5
+    for e in (m.start(7.0), m.handover(7.5), m.mark(True, 8.0)):
+        restarted.apply(e)
+    assert [r.success for r in EpisodeStats(log=log).history] == [False, True, True]  # after the torn line: kept
+
+
 def test_sync_matches_within_skew_and_reports_stale():
     sync = ApproxTimeSync(["joints", "cam"], SyncConfig(max_skew=0.02, max_age=0.1))
     with pytest.raises(StaleInput, match="no message yet on joints"):

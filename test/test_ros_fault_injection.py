@@ -40,7 +40,7 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
     from rlt_ros.core.interfaces import ChunkSource
     from rlt_ros.core.rlt.configuration_rlt import RLTConfig
     from rlt_ros.core.rlt.replay import ReplayBuffer
-    from rlt_ros.msg import ActionChunk, ActorWeights, RLToken, Transition
+    from rlt_ros.msg import ActionChunk, ActorWeights, LearnerStats, RLToken, Transition
     from rlt_ros.ros import qos
 
     sim = yaml.safe_load(open(graph_mod.config_dir() / "arms" / "sim.yaml"))["/**"]["ros__parameters"]
@@ -55,7 +55,7 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
                  "actor": {"actor.outbox_dir": str(outbox)}}
     specs = graph_mod.graph("demo", "sim", overrides)
 
-    produced, chunks, commands, weights, tokens = set(), [], [], [], []
+    produced, chunks, commands, weights, tokens, episodes = set(), [], [], [], [], []
     joints = {"q": None}
     ros_node.create_subscription(Transition, "/rlt/transitions",
                                  lambda m: produced.add((m.episode_id, m.index)), qos.TRANSITIONS)
@@ -63,6 +63,8 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
                                  lambda m: chunks.append((time.monotonic(), m.source)), qos.STREAM)
     ros_node.create_subscription(ActorWeights, "/rlt/actor_weights", weights.append, qos.LATCHED)
     ros_node.create_subscription(RLToken, "/rlt/token", lambda m: tokens.append(time.monotonic()), qos.LATEST)
+    ros_node.create_subscription(LearnerStats, "/rlt/learner_stats", lambda m: episodes.append(m.episodes),
+                                 qos.STREAM)
     ros_node.create_subscription(JointState, arm.joint_states_topic,
                                  lambda m: joints.update(q=np.array(m.position)), qos.SENSOR)
     ros_node.create_subscription(JointTrajectory, arm.command_topic,
@@ -100,10 +102,13 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
                     f"no hold within {stale - last:.2f} s of the last token"
                 assert not [src for t, src in chunks if t > stale and src != ChunkSource.HOLD.value], \
                     "a chunk started from a stale token"
-            seen = len(produced)
+            seen, counted = len(produced), len(episodes)
             procs.restart(node)
             wait_for(lambda: len(produced) >= seen + 20, 180, ros_node.spin_once,
                      f"practice to resume after {name} was killed at {killed_at:.0f}\n" + log.getvalue()[-5000:])
+            if node == "learner":  # its episode statistics survive it (the run folder's episodes.jsonl)
+                wait_for(lambda: len(episodes) > counted, 30, ros_node.spin_once, "learner statistics")
+                assert episodes[-1] >= max(episodes[:counted], default=0), episodes
 
         # stop recording, let the outbox drain (each transition acknowledged), then stop the graph
         client = ros_node.create_client(SetParameters, "/actor/set_parameters")

@@ -8,8 +8,10 @@ state (marking when no episode runs, a double mark, a handover outside the VLA p
 
 from __future__ import annotations
 
+import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase
 
@@ -158,16 +160,39 @@ class PhaseTracker:
         return True
 
 
-class EpisodeStats:
-    """Outcome statistics rebuilt from /rlt/events by any listener (learner, demo, monitor)."""
+def _record_line(record: EpisodeRecord) -> str:
+    return json.dumps({**asdict(record), "outcome": int(record.outcome)}) + "\n"
 
-    def __init__(self, window: int = 20):
+
+class EpisodeStats:
+    """Outcome statistics rebuilt from /rlt/events by any listener (learner, demo, monitor).
+
+    With ``log`` (a JSON-lines file) every finished episode is appended to it and the history is read back from
+    it at start, so a restarted listener keeps its statistics (/rlt/events replays only its last 100 events);
+    an episode already recorded is not counted twice.
+    """
+
+    def __init__(self, window: int = 20, log: str | Path | None = None):
         self.window = window
         self.history: list[EpisodeRecord] = []
         self._open: dict[int, dict] = {}
+        self._log = None if log is None else Path(log)
+        if self._log is not None and self._log.is_file():
+            lines = self._log.read_text().splitlines()
+            for line in lines:
+                try:
+                    raw = json.loads(line)
+                    self.history.append(EpisodeRecord(**{**raw, "outcome": EventType(raw["outcome"])}))
+                except (json.JSONDecodeError, TypeError, KeyError, ValueError):
+                    break  # a torn last line from a crash: cut off, so that new records follow good ones
+            if len(self.history) < len(lines) or not self._log.read_text().endswith("\n"):
+                self._log.write_text("".join(_record_line(r) for r in self.history))
+        self._ended = {r.episode_id for r in self.history}
 
     def apply(self, event: EpisodeEventPacket) -> EpisodeRecord | None:
         """Track an event; returns the finished episode's record on a terminal event."""
+        if event.episode_id in self._ended:
+            return None  # recorded before (a restarted listener hears the recent events again)
         if event.type == EventType.START:
             self._open[event.episode_id] = {"start": event.stamp, "handover": None}
         elif event.type in (EventType.HANDOVER, EventType.INTERVENTION_START) and event.episode_id in self._open:
@@ -179,6 +204,10 @@ class EpisodeStats:
             record = EpisodeRecord(event.episode_id, event.type == EventType.SUCCESS, event.type,
                                    event.stamp - info["start"], critical)
             self.history.append(record)
+            self._ended.add(record.episode_id)
+            if self._log is not None:
+                with open(self._log, "a") as f:
+                    f.write(_record_line(record))
             return record
         return None
 

@@ -82,7 +82,7 @@ class LearnerNode(RltNode):
         self.learner = Learner(algorithm, self.replay, out / "checkpoints", cfg.checkpoint_every,
                                actor_dir=out / "actor")
         resumed = self.learner.resume()
-        self.episodes = EpisodeStats(self.episode_config.stats_window)
+        self.episodes = EpisodeStats(self.episode_config.stats_window, log=out / "episodes.jsonl")
         self.outcomes = OutcomeGate()  # terminal rewards from the episode's outcome event, not the Transition
         self.rejected = 0
         self.duplicates = 0  # transitions received again (resent by the actor's outbox) and dropped
