@@ -42,6 +42,7 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
     from rlt_ros.core.rlt.replay import ReplayBuffer
     from rlt_ros.msg import ActionChunk, ActorWeights, LearnerStats, RLToken, Transition
     from rlt_ros.ros import qos
+    from rlt_ros.ros.conversions import to_seconds
 
     sim = yaml.safe_load(open(graph_mod.config_dir() / "arms" / "sim.yaml"))["/**"]["ros__parameters"]
     arm = ArmConfig(**sim["arm"])
@@ -60,9 +61,10 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
     ros_node.create_subscription(Transition, "/rlt/transitions",
                                  lambda m: produced.add((m.episode_id, m.index)), qos.TRANSITIONS)
     ros_node.create_subscription(ActionChunk, "/rlt/action_chunk",
-                                 lambda m: chunks.append((time.monotonic(), m.source)), qos.STREAM)
+                                 lambda m: chunks.append((to_seconds(m.header.stamp), m.source)), qos.STREAM)
     ros_node.create_subscription(ActorWeights, "/rlt/actor_weights", weights.append, qos.LATCHED)
-    ros_node.create_subscription(RLToken, "/rlt/token", lambda m: tokens.append(time.monotonic()), qos.LATEST)
+    ros_node.create_subscription(RLToken, "/rlt/token", lambda m: tokens.append(to_seconds(m.header.stamp)),
+                                 qos.LATEST)
     ros_node.create_subscription(LearnerStats, "/rlt/learner_stats", lambda m: episodes.append(m.episodes),
                                  qos.STREAM)
     ros_node.create_subscription(JointState, arm.joint_states_topic,
@@ -96,11 +98,13 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
                 wait_for(lambda: len(produced) >= at_kill + 20, 60, ros_node.spin_once,
                          "transitions while the learner is down")
             if node == "vla":  # no RL token for 3 s: the actor holds, and starts no chunk from a stale token
+                # (simulated time: the observation's stamp, and when each chunk starts; a chunk under way runs to
+                # its end, at most a VLA plan of 30 rows)
                 last = max(tokens)
-                stale = last + token_age + 0.5
-                assert any(src == ChunkSource.HOLD.value for t, src in chunks if last <= t <= stale), \
-                    f"no hold within {stale - last:.2f} s of the last token"
-                assert not [src for t, src in chunks if t > stale and src != ChunkSource.HOLD.value], \
+                fresh_until, hold_by = last + token_age + arm.dt + 1e-6, last + token_age + 32 * arm.dt
+                assert any(src == ChunkSource.HOLD.value for t, src in chunks if last <= t <= hold_by), \
+                    f"no hold within {hold_by - last:.2f} s of the last token's observation"
+                assert not [t for t, src in chunks if t > fresh_until and src != ChunkSource.HOLD.value], \
                     "a chunk started from a stale token"
             seen, counted = len(produced), len(episodes)
             procs.restart(node)
