@@ -22,8 +22,8 @@ from __future__ import annotations
 import threading
 import time
 
-from sensor_msgs.msg import JointState
 from rclpy.serialization import serialize_message
+from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
