@@ -111,7 +111,7 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
             wait_for(lambda: len(produced) >= seen + 20, 180, ros_node.spin_once,
                      f"practice to resume after {name} was killed at {killed_at:.0f}\n" + log.getvalue()[-5000:])
             if node == "learner":  # its episode statistics survive it (the run folder's episodes.jsonl)
-                wait_for(lambda: len(episodes) > counted, 30, ros_node.spin_once, "learner statistics")
+                wait_for(lambda: len(episodes) > counted, 120, ros_node.spin_once, "learner statistics")
                 assert episodes[-1] >= max(episodes[:counted], default=0), episodes
 
         # stop recording, let the outbox drain (each transition acknowledged), then stop the graph

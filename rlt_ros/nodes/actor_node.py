@@ -124,7 +124,7 @@ class ActorNode(RltNode):
         self.outbox.ack(zip(msg.episode_ids, msg.indices))
 
     def _resend(self):
-        if self.transition_pub.get_subscription_count() == 0:
+        if self.count_publishers("/rlt/transitions_ack") == 0:
             return  # no learner: they wait
         for _, payload in self.outbox.due(time.monotonic(), RESEND_PER_S):
             self.transition_pub.publish(payload)
