@@ -221,7 +221,7 @@ def train_switch(episodes: list[LabelledEpisode], cfg: SwitchConfig, identity: d
         loss.backward()
         opt.step()
         if progress is not None and (step % 50 == 0 or step == cfg.steps):
-            progress(step, float(loss))
+            progress(step, loss.item())
     x_cal, y_cal = _stack(switch, cal)
     with torch.no_grad():
         cal_logits = switch.logits(x_cal)
