@@ -192,3 +192,22 @@ def test_practice_token_log_feeds_train_switch(tmp_path, capsys):
     assert cli.main(args[:-2] + ["--min-episodes", "13", "--out", str(tmp_path / "other")]) == 2
     assert "12 episodes with an operator's handover press (of 12 recorded): the switch needs at least 13" in \
         capsys.readouterr().err
+
+
+def test_token_bag_payload_decodes_with_rclpy(tmp_path):
+    """The bag holds the CDR of rlt_ros's own messages, as `ros2 bag record /rlt/token /rlt/events` would."""
+    serialization = pytest.importorskip("rclpy.serialization", reason="rclpy not installed")
+    from mcap.reader import make_reader
+
+    from rlt_ros.msg import EpisodeEvent, RLToken
+
+    with TokenBagWriter(tmp_path / "bag") as bag:
+        bag.write_token(_packet(1.25, 9, Phase.VLA, 3.0))
+        bag.write_event(EpisodeEventPacket(1.5, 9, EventType.HANDOVER, EventSource.HUMAN, 0.0, "press"))
+    with open(tmp_path / "bag" / "bag_0.mcap", "rb") as f:
+        raw = {channel.topic: message.data for _, channel, message in make_reader(f).iter_messages()}
+    token = serialization.deserialize_message(raw["/rlt/token"], RLToken)
+    event = serialization.deserialize_message(raw["/rlt/events"], EpisodeEvent)
+    assert token.episode_id == 9 and token.phase == RLToken.PHASE_VLA and list(token.token) == [3.0] * 4
+    assert token.header.stamp.sec == 1 and token.header.stamp.nanosec == 250_000_000 and token.chunk_rows == 2
+    assert event.type == EpisodeEvent.HANDOVER and event.source == EpisodeEvent.SOURCE_HUMAN and event.note == "press"
