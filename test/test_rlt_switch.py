@@ -189,6 +189,8 @@ def test_practice_token_log_feeds_train_switch(tmp_path, capsys):
     assert "held-out episodes: 3; handover within ±0.2 s of the press:" in out
     switch = HandoverSwitch.load(tmp_path / "switch", token_identity())
     assert switch.report["episodes"]["train"] == 7 and switch.token_dim == 8 and switch.proprio_dim == 4
+    assert cli.main(args[:-2] + ["--test-bags", str(tmp_path / "tokens"), "--out", str(tmp_path / "all")]) == 0
+    assert "held-out episodes: 12;" in capsys.readouterr().out  # all of --test-bags (here: the training bag itself)
     assert cli.main(args[:-2] + ["--min-episodes", "13", "--out", str(tmp_path / "other")]) == 2
     assert "12 episodes with an operator's handover press (of 12 recorded): the switch needs at least 13" in \
         capsys.readouterr().err

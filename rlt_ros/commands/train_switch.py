@@ -5,10 +5,10 @@
     rlt sim-train --base --start home --token T --out runs/base --record-tokens runs/base/tokens   # in simulation
     rlt train-switch --bags runs/base/tokens --out runs/switch
 
-Whole episodes are split into training, calibration and test sets; the command prints the test episodes'
-metrics: the fraction whose predicted handover is within --tolerance of the operator's press, and the
-fraction with a handover outside the critical region (before the press). The reward node uses the switch
-with ``episode.handover: auto`` and ``episode.switch: <--out>``.
+Whole episodes are split into training, calibration and test sets (or the test set is --test-bags, other
+recordings); the command prints the test episodes' metrics: the fraction whose predicted handover is within
+--tolerance of the operator's press, and the fraction with a handover outside the critical region (before
+the press). The reward node uses the switch with ``episode.handover: auto`` and ``episode.switch: <--out>``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ticks in a row above the threshold that fire the handover")
     parser.add_argument("--test-fraction", type=float, default=c.test_fraction,
                         help="fraction of episodes held out for the reported metrics (0: train on all)")
+    parser.add_argument("--test-bags", nargs="+", default=None,
+                        help="bags of other episodes to report the metrics on (then --bags is only split into "
+                             "training and calibration)")
     parser.add_argument("--tolerance", type=float, default=c.tolerance_s, help="on-time tolerance of the metrics [s]")
     parser.add_argument("--min-episodes", type=int, default=c.min_episodes, help="fewest labelled episodes")
     parser.add_argument("--seed", type=int, default=c.seed, help="seed")
@@ -47,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
 
     from rlt_ros.core.checkpoints import token_identity
     from rlt_ros.core.data.token_bags import read_labelled_episodes
-    from rlt_ros.core.rlt.switch import SwitchError, train_switch
+    from rlt_ros.core.rlt.switch import SwitchError, evaluate, train_switch
 
     torch.set_num_threads(1)
     try:
         cfg = SwitchConfig(hidden=tuple(args.hidden), steps=args.steps, threshold=args.threshold,
-                           consecutive=args.consecutive, test_fraction=args.test_fraction,
+                           consecutive=args.consecutive, test_fraction=0.0 if args.test_bags else args.test_fraction,
                            tolerance_s=args.tolerance, min_episodes=args.min_episodes, seed=args.seed)
         identity = token_identity(args.token)
         episodes = read_labelled_episodes(args.bags)
@@ -66,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
 
         switch = train_switch(episodes, cfg, identity, progress)
         print()
+        if args.test_bags:
+            test = [e for e in read_labelled_episodes(args.test_bags) if e.handover_s is not None]
+            if not test:
+                raise SwitchError(f"no episode with an operator's handover press in {args.test_bags}")
+            switch.report["test"] = evaluate(switch, test)
+            switch.report["episodes"]["test"] = len(test)
     except (SwitchError, ValueError, FileNotFoundError) as err:
         print(f"rlt train-switch: {err}", file=sys.stderr)
         return 2
