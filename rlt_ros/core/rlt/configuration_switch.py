@@ -16,11 +16,11 @@ class SwitchConfig(ConfigMixin):
     """The classifier, its training and its hysteresis gate."""
 
     hidden: tuple[int, ...] = (64,)  # hidden layer sizes of the MLP on (z_rl, proprio); () = logistic regression
-    steps: int = 600  # full-batch Adam steps
+    steps: int = 2000  # full-batch Adam steps
     lr: float = 3e-3  # Adam learning rate
     weight_decay: float = 1e-4  # Adam weight decay (L2)
     threshold: float = 0.5  # calibrated probability above which a tick counts as critical
-    consecutive: int = 3  # ticks in a row above the threshold that fire the handover (once per episode)
+    consecutive: int = 2  # ticks in a row above the threshold that fire the handover (once per episode)
     calibration_fraction: float = 0.2  # fraction of labelled episodes held out to calibrate (Platt scaling)
     test_fraction: float = 0.2  # fraction of labelled episodes held out for the reported metrics
     min_episodes: int = 10  # fewest labelled episodes (with an operator's handover press) to train on
