@@ -213,3 +213,14 @@ def test_token_bag_payload_decodes_with_rclpy(tmp_path):
     assert token.episode_id == 9 and token.phase == RLToken.PHASE_VLA and list(token.token) == [3.0] * 4
     assert token.header.stamp.sec == 1 and token.header.stamp.nanosec == 250_000_000 and token.chunk_rows == 2
     assert event.type == EpisodeEvent.HANDOVER and event.source == EpisodeEvent.SOURCE_HUMAN and event.note == "press"
+
+
+def test_episode_config_handover_modes():
+    from rlt_ros.core.episode import EpisodeConfig
+
+    assert EpisodeConfig().handover == "operator"
+    assert EpisodeConfig(handover="auto", switch="runs/switch").switch == "runs/switch"
+    with pytest.raises(ValueError, match="episode.switch is empty"):
+        EpisodeConfig(handover="auto")
+    with pytest.raises(ValueError, match=r"'button' is not one of \('operator', 'auto'\)"):
+        EpisodeConfig(handover="button")
