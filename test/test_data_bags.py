@@ -1,6 +1,7 @@
 """Demonstration bags: MCAP + metadata.yaml written like rosbag2, read back into per-step episodes."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,6 +13,8 @@ from rlt_ros.core.data.bag_io import (
     read_episodes,
 )
 from rlt_ros.core.data.ros_msgdefs import KNOWN_TYPES, full_definition
+
+ROOT = Path(__file__).resolve().parents[1]
 
 NAMES = ["j0", "j1", "j2", "j3", "j4"]
 DT_NS = 20_000_000
@@ -108,8 +111,12 @@ def test_message_definitions_parse_like_ros(tmp_path):
     store = rosbags_typesys.get_typestore(rosbags_typesys.Stores.ROS2_JAZZY)
     for datatype in KNOWN_TYPES:
         parsed = rosbags_typesys.get_types_from_msg(full_definition(datatype), datatype)
-        for name, (_, fields) in parsed.items():
-            assert fields == store.fielddefs[name][1], name
+        for name, definition in parsed.items():
+            if name.startswith("rlt_ros/"):  # rlt_ros's own: its .msg file, comments and all, is the reference
+                text = (ROOT / "msg" / f"{name.split('/')[-1]}.msg").read_text()
+                assert definition == rosbags_typesys.get_types_from_msg(text, name)[name], name
+            else:
+                assert definition[1] == store.fielddefs[name][1], name
     # an independent reader opens the whole bag folder
     from rosbags.highlevel import AnyReader
     bag = write_synthetic(tmp_path / "demo", synthetic_episodes(n_eps=1, steps=4))

@@ -72,6 +72,23 @@ def test_sim_train_command_runs_and_resumes(tmp_path, tiny_vla):
     assert (rlt["batch_size"], rlt["utd"], rlt["critic_hidden"], rlt["beta"]) == (16, 1, [32, 32], 0.05)
 
 
+def test_sim_train_records_the_token_stream_for_train_switch(tmp_path, tiny_vla):
+    from rlt_ros.core.data.token_bags import read_labelled_episodes
+    from rlt_ros.core.rlt.configuration_token import TokenConfig
+    from rlt_ros.core.rlt.modeling_token import RLTokenModel
+
+    token = tmp_path / "token"
+    RLTokenModel(TokenConfig(embed_dim=32, max_tokens=16, heads=2, token_dim=8)).save(token)
+    assert main(["sim-train", "--vla", str(tiny_vla), "--token", str(token), "--out", str(tmp_path / "run"),
+                 "--no-progress", "--base", "--episodes", "2", "--sim", "pre_critical_height_mm=10",
+                 "--critical-timeout", "0.4", "--record-tokens", str(tmp_path / "tokens")]) == 0
+    episodes = read_labelled_episodes([tmp_path / "tokens"])
+    assert [e.episode_id for e in episodes] == [0, 1]
+    for e in episodes:  # the operator's press at the first tick (the start is inside the critical phase)
+        assert e.handover_s == e.stamps[0] and e.tokens.shape == (len(e.stamps), 8) and e.proprio.shape[1] == 17
+        assert np.allclose(np.diff(e.stamps), 0.04) and len(e.stamps) == 10  # 0.4 s at 25 Hz
+
+
 def test_sim_train_on_camera_images_stores_pixels_trains_and_resumes(tmp_path, tiny_vla):
     """The no-token ablation end to end: --state image (no RL token), the tiny VLA's 16 px cameras as the state."""
     from rlt_ros.core.rlt.replay import ReplayBuffer

@@ -4,6 +4,7 @@
     rlt sim-train --token runs/token --out runs/rlt --rlt beta=0.05 --rlt chunk_size=5 --eval-episodes 50
     rlt sim-train --state image --out runs/no_token           # ablation: a CNN on the camera images instead of z_rl
     rlt sim-train --token runs/token --out runs/rlt --intervene-after 5   # the operator takes over slow episodes
+    rlt sim-train --token runs/token --out runs/base --base --start home --record-tokens runs/base/tokens
 
 The VLA drives each episode until the critical phase, a simulated operator hands over to the RL actor,
 marks success from ground truth (+1) or failure on timeout (0); with --intervene-after it also takes over an
@@ -13,6 +14,8 @@ The run in --out is resumed when it exists: replay log, checkpoints, episodes.js
 actor node). A resumed run keeps the RLT configuration in its config.json; --rlt KEY=VALUE changes a
 training hyperparameter (beta, batch_size, learning rates: logged, applied from then on), while the
 networks' shape and the state source must stay the run's (else an error, and nothing stored is changed).
+--record-tokens writes /rlt/token (every observation, approach included) and /rlt/events as an MCAP bag, as
+`ros2 bag record` would on a robot: the data of `rlt train-switch`.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="where the learner trains: auto, cpu, cuda or cuda:N "
                         "(the actor acts on the CPU)")
+    parser.add_argument("--record-tokens", default=None, metavar="BAG",
+                        help="also record /rlt/token and /rlt/events into this new bag folder (for `rlt train-switch`)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -84,7 +89,8 @@ def _warn_if_token_for_other_vla(args: argparse.Namespace) -> None:
               f"({trained_on[:12]} vs {current[:12]}); retrain it with `rlt train-token`", file=sys.stderr)
 
 
-def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_overrides: dict | None = None):
+def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_overrides: dict | None = None,
+          token_log=None):
     """(Practice, env) for the arguments: loads the VLA, the token, the simulator and the configs."""
     import torch
 
@@ -139,14 +145,19 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
 
         operator = ScriptedExpert(env, teleoperator_config(seed=args.seed + 29))
     practice = Practice(env, vla, reader, rlt_cfg, cfg, out_dir=args.out, progress=not args.no_progress,
-                        extra_config=extra, operator=operator, device=args.device)
+                        extra_config=extra, operator=operator, device=args.device, token_log=token_log)
     return practice, env
 
 
 def run(args: argparse.Namespace) -> int:
     from rlt_ros.core.rlt.practice import summarize
 
-    practice, env = build(args)
+    token_log = None
+    if args.record_tokens:
+        from rlt_ros.core.data.token_bags import TokenBagWriter
+
+        token_log = TokenBagWriter(args.record_tokens)
+    practice, env = build(args, token_log=token_log)
     t0, cpu0 = time.time(), time.process_time()
     try:
         results = practice.run()
@@ -160,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         practice.replay.close()
         env.close()
+        if token_log is not None:
+            token_log.close()
     Path(args.out, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0

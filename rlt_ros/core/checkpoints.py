@@ -55,3 +55,20 @@ def check_token_matches_vla(token_dir: str | Path | None, vla_dir: str | Path | 
                          f"{expected[:12]}...), but {weights} is {digest[:12]}...: retrain it for this VLA with "
                          f"`rlt train-token --vla-kind KIND --vla {weights.parent} --demos DEMOS --out DIR` and set "
                          "vla.token_checkpoint to DIR")
+
+
+def token_identity(token_dir: str | Path | None = None) -> dict:
+    """What a model trained on RL tokens records of the token it read: the sha256 of its weights (the
+    identity checked at load), and the VLA weights' sha256 the token was trained on (token_meta.json)."""
+    import hashlib
+    import json
+
+    directory = Path(token_dir) if token_dir else token_checkpoint()
+    weights = directory / "token.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{directory} is not an RL-token folder (no token.safetensors); "
+                                "train one with `rlt train-token`")
+    meta_path = directory / "token_meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return {"token": str(directory), "token_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "vla_weights_sha256": meta.get("vla_weights_sha256")}

@@ -16,6 +16,9 @@ from pathlib import Path
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase
 
 
+HANDOVER_MODES = ("operator", "auto")
+
+
 class EpisodeError(RuntimeError):
     """A request that does not fit the episode's current state."""
 
@@ -25,10 +28,18 @@ class EpisodeConfig:
     timeout_s: float = 30.0  # an episode not marked within this time ends as TIMEOUT [s] (0 = never)
     critical_timeout_s: float = 15.0  # a critical phase longer than this ends as TIMEOUT [s] (0 = never)
     stats_window: int = 20  # episodes in the moving success rate / critical-phase statistics
+    handover: str = "operator"  # who starts the critical phase: operator (/rlt/start_rl) | auto (the learned switch of episode.switch; the operator's button still works)
+    switch: str = ""  # handover-switch folder (rlt train-switch --out), read with handover auto
+    switch_token: str = ""  # the RL-token folder the vla node runs (its vla.token_checkpoint; '' = the shipped one): a switch trained on another token is refused
 
     def __post_init__(self):
         if self.timeout_s < 0 or self.critical_timeout_s < 0 or self.stats_window < 1:
             raise ValueError("episode: timeouts must be >= 0 s and stats_window >= 1")
+        if self.handover not in HANDOVER_MODES:
+            raise ValueError(f"episode.handover: {self.handover!r} is not one of {HANDOVER_MODES}")
+        if self.handover == "auto" and not self.switch:
+            raise ValueError("episode.handover is 'auto' but episode.switch is empty: give the folder of "
+                             "`rlt train-switch --out`")
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,11 @@ class EpisodeManager:
         self._next_id = first_episode_id
         self._started_at = self._handover_at = None
         self.stats = EpisodeStats(self.config.stats_window)
+
+    @property
+    def started_at(self) -> float | None:
+        """Start time of the running (or last) episode [s]."""
+        return self._started_at
 
     @property
     def history(self) -> list[EpisodeRecord]:

@@ -8,7 +8,10 @@ Services (std_srvs/Trigger unless noted, so a foot pedal or any button can call 
   /rlt/start_episode                     start the next episode (when auto_start is off)
 Publishes rlt_ros/EpisodeEvent on /rlt/events; ends episodes that run too long (TIMEOUT); resets the
 arm through arm.reset_service after each episode; optionally marks success from a detector topic
-(std_msgs/Bool, ground truth in simulation) and reads single keys from the terminal. Episode ids count up
+(std_msgs/Bool, ground truth in simulation) and reads single keys from the terminal. With
+``episode.handover: auto`` it reads /rlt/token and hands over (source DETECTOR) when the learned switch
+(``rlt train-switch``) fires; the operator's /rlt/start_rl still hands over whenever it comes first, and a
+switch that does not load leaves the node in operator mode with an error in the log. Episode ids count up
 from the node's start time in milliseconds (core.episode.first_episode_id): unique across its restarts.
 """
 
@@ -24,11 +27,11 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
 from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager, first_episode_id
-from rlt_ros.core.interfaces import EventSource
+from rlt_ros.core.interfaces import EventSource, Phase
 from rlt_ros.core.validation import MAX_NOTE
-from rlt_ros.msg import EpisodeEvent
+from rlt_ros.msg import EpisodeEvent, RLToken
 from rlt_ros.ros import qos
-from rlt_ros.ros.conversions import event_to_msg
+from rlt_ros.ros.conversions import MessageError, event_to_msg, token_from_msg
 from rlt_ros.ros.node_base import RltNode, run
 from rlt_ros.core.arm import ArmConfig
 from rlt_ros.srv import MarkEpisode
@@ -75,11 +78,16 @@ class RewardNode(RltNode):
             if not arm.success_topic:
                 raise ValueError("reward.detector is 'topic' but arm.success_topic is empty")
             self.create_subscription(Bool, arm.success_topic, self._on_detector, qos.STREAM)
+        self.switch = self._load_switch() if self.episode_config.handover == "auto" else None
+        if self.switch is not None:
+            self.gate = self.switch.gate()
+            self.create_subscription(RLToken, "/rlt/token", self._on_token, qos.STREAM)
         self.create_timer(1.0 / self.reward_config.tick_hz, self._tick)
         if self.reward_config.keyboard:
             threading.Thread(target=self._keyboard, daemon=True).start()
         self._start_timer = self.create_timer(1.0, self._first_start) if self.reward_config.auto_start else None
         self.get_logger().info(f"ready: arm {arm.name}, detector {self.reward_config.detector}, "
+                               f"handover {'auto' if self.switch is not None else 'operator'}, "
                                f"timeout {self.episode_config.timeout_s} s")
 
     # --- requests ---------------------------------------------------------------------------------
@@ -132,6 +140,43 @@ class RewardNode(RltNode):
         with self._lock:
             if self.episodes.phase.name != "IDLE":
                 self._mark(True, EventSource.DETECTOR, "success detector")
+
+    def _load_switch(self):
+        """The handover switch of episode.switch, or None (operator mode) when it cannot be used."""
+        from rlt_ros.core.checkpoints import token_identity
+        from rlt_ros.core.rlt.switch import HandoverSwitch, SwitchError
+
+        cfg = self.episode_config
+        try:
+            switch = HandoverSwitch.load(cfg.switch, token_identity(cfg.switch_token or None))
+        except (SwitchError, FileNotFoundError) as err:
+            self.get_logger().error(f"episode.handover auto: {err}; staying in operator mode (/rlt/start_rl)")
+            return None
+        self.get_logger().info(f"handover switch {cfg.switch}: threshold {switch.cfg.threshold}, "
+                               f"{switch.cfg.consecutive} ticks in a row")
+        return switch
+
+    def _on_token(self, msg: RLToken):
+        """In the VLA phase, one tick of the switch; its gate hands over once per episode."""
+        from rlt_ros.core.rlt.switch import SwitchError
+
+        try:
+            packet = token_from_msg(msg)
+        except MessageError as err:
+            self.get_logger().warning(f"rejected token: {err}", throttle_duration_sec=5.0)
+            return
+        with self._lock:
+            if (self.switch is None or self.episodes.phase != Phase.VLA or packet.episode_id != self.episodes.episode_id
+                    or packet.stamp < self.episodes.started_at):  # an observation of the scene before the START
+                return
+            try:
+                p = self.switch.probability(packet.token, packet.proprio)
+            except SwitchError as err:
+                self.get_logger().error(f"handover switch: {err}; staying in operator mode (/rlt/start_rl)")
+                self.switch = None
+                return
+            if self.gate.update(packet.episode_id, p):
+                self._publish(self.episodes.handover(self.now(), EventSource.DETECTOR, f"handover switch p={p:.2f}"))
 
     # --- episode cycle ----------------------------------------------------------------------------
     def _publish(self, event):

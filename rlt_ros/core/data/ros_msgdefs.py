@@ -1,4 +1,4 @@
-"""ROS 2 message definitions (``ros2msg`` text) for the topics of a demonstration bag.
+"""ROS 2 message definitions (``ros2msg`` text) for the topics of the bags rlt_ros writes (demonstrations, tokens).
 
 rosbag2 stores, per topic, the message's ``.msg`` text followed by the text of every type it
 depends on (depth first, in order of first use), each introduced by a line of 80 ``=`` and
@@ -33,6 +33,20 @@ _DEFS: dict[str, tuple[str, tuple[str, ...]]] = {
     "trajectory_msgs/msg/JointTrajectory": (
         "std_msgs/Header header\n\nstring[] joint_names\n\nJointTrajectoryPoint[] points\n",
         ("std_msgs/msg/Header", "trajectory_msgs/msg/JointTrajectoryPoint"),
+    ),
+    # rlt_ros's own topics (msg/*.msg without comments; test_data_bags.py checks them against the files)
+    "rlt_ros/msg/RLToken": (
+        "uint8 PHASE_IDLE=0\nuint8 PHASE_VLA=1\nuint8 PHASE_RL=2\nuint8 PHASE_INTERVENTION=3\n\n"
+        "std_msgs/Header header\nuint64 episode_id\nuint8 phase\nfloat32[] token\nfloat32[] proprio\n"
+        "string[] joint_names\nfloat32[] reference_chunk\nuint32 chunk_rows\nuint32 chunk_cols\nfloat32 step_dt\n",
+        ("std_msgs/msg/Header",),
+    ),
+    "rlt_ros/msg/EpisodeEvent": (
+        "uint8 START=0\nuint8 HANDOVER=1\nuint8 INTERVENTION_START=2\nuint8 INTERVENTION_END=3\n"
+        "uint8 SUCCESS=4\nuint8 FAILURE=5\nuint8 TIMEOUT=6\nuint8 RESET=7\n\n"
+        "uint8 SOURCE_HUMAN=0\nuint8 SOURCE_DETECTOR=1\nuint8 SOURCE_TIMEOUT=2\nuint8 SOURCE_SYSTEM=3\n\n"
+        "std_msgs/Header header\nuint64 episode_id\nuint8 type\nuint8 source\nfloat32 reward\nstring note\n",
+        ("std_msgs/msg/Header",),
     ),
 }
 

@@ -98,6 +98,18 @@ def downscale(image: np.ndarray, side: int) -> np.ndarray:
     return np.round(blocks).astype(np.uint8)
 
 
+TOKEN_LOG_HZ = 25.0  # rate of the recorded token stream, Hz (the graph's observation.rate_hz: one token per observation)
+
+
+class TokenLog(Protocol):
+    """Where practice records what a robot's ``ros2 bag record /rlt/token /rlt/events`` would: a token at
+    ``TOKEN_LOG_HZ`` through the whole episode, and every episode event (``rlt_ros.core.data.token_bags``)."""
+
+    def write_token(self, packet: TokenPacket) -> None: ...
+
+    def write_event(self, event: EpisodeEventPacket) -> None: ...
+
+
 class Operator(Protocol):
     """The simulated operator's teleoperation: ``reset(obs)`` when it takes over, then one joint-target
     action per control step (e.g. ``rlt_ros.core.sim.expert.ScriptedExpert``)."""
@@ -147,16 +159,20 @@ class Practice:
     ``actor``: the collector's settings (ActorConfig, as actor_node's ``actor.*``; default values).
     ``out_dir``: where the replay log, checkpoints, episodes.jsonl and the final actor go; an existing run
     there is resumed (its configuration must match, else CheckpointMismatchError and nothing is touched).
+    ``token_log``: records the token stream and the events (the handover switch's data: ``rlt train-switch``);
+    its clock runs on across episodes (each starts 1 s after the previous one ended).
     """
 
     def __init__(self, env, vla, state_reader: StateReader, rlt_cfg: RLTConfig, cfg: PracticeConfig,
                  out_dir: str | Path | None = None, progress: bool = True,
                  on_transition: Callable[[Transition], None] | None = None, extra_config: dict | None = None,
-                 operator: Operator | None = None, actor: ActorConfig | None = None, device: str = "cpu"):
+                 operator: Operator | None = None, actor: ActorConfig | None = None, device: str = "cpu",
+                 token_log: TokenLog | None = None):
         if cfg.intervene_after_s > 0 and operator is None:
             raise ValueError(f"PracticeConfig.intervene_after_s={cfg.intervene_after_s} needs an operator "
                              "to take over (teleoperate) the episode")
         self.env, self.vla, self.reader, self.operator = env, vla, state_reader, operator
+        self.token_log, self._log_clock, self._log_offset = token_log, 0.0, 0.0
         self.rlt_cfg, self.cfg = rlt_cfg, cfg
         self.progress = progress
         self.on_transition = on_transition
@@ -249,7 +265,14 @@ class Practice:
     def _event(self, ctl: ChunkController, episode: int, k: int, kind: EventType,
                source: EventSource = EventSource.HUMAN) -> list[Transition]:
         reward = 1.0 if kind == EventType.SUCCESS else 0.0
-        return ctl.on_event(EpisodeEventPacket(k * self.dt, episode, kind, source, reward))
+        event = EpisodeEventPacket(k * self.dt, episode, kind, source, reward)
+        if self.token_log is not None:
+            if kind == EventType.START:
+                self._log_offset = self._log_clock
+            self.token_log.write_event(replace(event, stamp=event.stamp + self._log_offset))
+            if kind.terminal:
+                self._log_clock = event.stamp + self._log_offset + 1.0
+        return ctl.on_event(event)
 
     def run_episode(self, episode: int, kind: str, seed: int, start: str) -> EpisodeResult:
         """One episode, kind warmup | rl | base | eval (see EpisodeResult.kind): the simulated operator's
@@ -265,6 +288,7 @@ class Practice:
         ctl.policy = self.policy if actor_drives else None
         intervene_after = self.cfg.intervene_after_s if kind == "rl" else 0.0
         stored, k, handover, human, rows, row = 0, 0, None, False, None, 0
+        log_every = max(1, round(1.0 / (TOKEN_LOG_HZ * self.dt)))
         self._event(ctl, episode, 0, EventType.START, EventSource.SYSTEM)
         while True:
             now = k * self.dt
@@ -282,8 +306,14 @@ class Practice:
             if human:
                 ctl.set_teleop(self.operator.act(obs), now)
             ctl.set_joint_state(obs_q, now, now)
+            logged = None
+            if self.token_log is not None and k % log_every == 0:
+                logged = self._token(obs, episode, now, True)
+                self.token_log.write_token(replace(logged, stamp=now + self._log_offset,
+                                                   phase=Phase.VLA if handover is None else Phase.RL))
             if ctl.wants_token(now):
-                ctl.set_token(self._token(obs, episode, now, handover is not None and (record or actor_drives)), now)
+                ctl.set_token(logged or self._token(obs, episode, now, handover is not None and (record or actor_drives)),
+                              now)
             step = ctl.tick(now)
             stored += self._store(step.transitions)
             if step.command is not None:
