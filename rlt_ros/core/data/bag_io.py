@@ -245,7 +245,7 @@ class Episode:
         return int(self.times.shape[0])
 
 
-def _mcap_path(bag: str | Path) -> Path:
+def mcap_path(bag: str | Path) -> Path:
     bag = Path(bag)
     if bag.is_file():
         return bag
@@ -283,7 +283,7 @@ def read_episodes(bag: str | Path, cameras: Iterable[str] | None = None, gap_s: 
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
 
-    path = _mcap_path(bag)
+    path = mcap_path(bag)
     js: list[tuple[int, Any]] = []
     acts: list[tuple[int, Any]] = []
     events: list[tuple[int, dict]] = []

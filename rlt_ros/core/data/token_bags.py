@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlt_ros.core.data.bag_io import _mcap_path, write_metadata
+from rlt_ros.core.data.bag_io import mcap_path, write_metadata
 from rlt_ros.core.data.ros_msgdefs import full_definition
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.switch import LabelledEpisode
@@ -115,7 +115,7 @@ def read_labelled_episodes(bags: list[str | Path]) -> list[LabelledEpisode]:
     for bag in find_bags(bags):
         tokens: dict[int, list] = {}
         events: dict[int, list] = {}
-        with open(_mcap_path(bag), "rb") as f:
+        with open(mcap_path(bag), "rb") as f:
             reader = make_reader(f, decoder_factories=[DecoderFactory()])
             for _, channel, _, msg in reader.iter_decoded_messages(topics=list(TOPIC_TYPES)):
                 if channel.topic == TOKEN_TOPIC and msg.phase != Phase.IDLE:
