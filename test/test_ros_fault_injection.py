@@ -27,7 +27,7 @@ FAR_STEPS = 10  # a command's first point is at most this many steps of velocity
 KILLS = ("actor", "learner", "learner_starting", "vla", "observation", "reward", "sim_operator", "monitor", "sim_arm")
 
 
-@pytest.mark.stress  # outside `make test`: in ~1 run of 10 the simulated arm's /clock stopped after the actor's
+@pytest.mark.stress  # outside `make test`: in ~1 run of 10 the simulated arm's /clock stopped after a node's
 # SIGKILL (docs/experiments.md 3.5); run it with `make test PYTEST_ARGS="-m stress"`
 def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
     import yaml
