@@ -21,10 +21,29 @@ from ros_harness import wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(900)]
 
+UNSEEN_AT_KILL = 10  # stored transitions the test may not have received: those in flight when the actor died
 FAR_STEPS = 10  # a command's first point is at most this many steps of velocity from the arm (forged: 45)
 # the order of the kills: the actor first (its restart sends its whole outbox again, which would hide a learner
 # that lost transitions), the learner also while it starts up, the arm's driver last (its clock restarts at 0)
 KILLS = ("actor", "learner", "learner_starting", "vla", "observation", "reward", "sim_operator", "monitor", "sim_arm")
+
+
+def _diagnose(procs, clock) -> str:
+    """What the graph is doing: the simulated clock, each node's process, and (where py-spy is installed) every
+    thread's Python and native stack."""
+    import shutil
+    import subprocess
+
+    lines = [f"simulated clock {clock['sim']} s, last moved {time.monotonic() - clock['changed']:.0f} s ago"]
+    spy = shutil.which("py-spy")
+    for child in procs._children:
+        alive = child.proc.poll() is None
+        lines.append(f"--- {child.name} (pid {child.proc.pid}): {'alive' if alive else f'exited {child.proc.returncode}'}")
+        if alive and spy:
+            dump = subprocess.run([spy, "dump", "--native", "--pid", str(child.proc.pid)], capture_output=True,
+                                  text=True, timeout=60)
+            lines.append((dump.stdout + dump.stderr)[-4000:])
+    return "\n".join(lines)
 
 
 @pytest.mark.stress  # outside `make test`: in ~1 run of 10 the simulated arm's /clock stopped after a node's
@@ -33,6 +52,7 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
     import yaml
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
+    from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory
 
@@ -69,6 +89,13 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
                                  qos.LATEST)
     ros_node.create_subscription(LearnerStats, "/rlt/learner_stats", lambda m: episodes.append(m.episodes),
                                  qos.STREAM)
+    clock = {"sim": None, "changed": time.monotonic()}  # the simulated clock and when it last moved
+
+    def on_clock(m):
+        if to_seconds(m.clock) != clock["sim"]:
+            clock.update(sim=to_seconds(m.clock), changed=time.monotonic())
+
+    ros_node.create_subscription(Clock, "/clock", on_clock, qos.SENSOR)
     ros_node.create_subscription(JointState, arm.joint_states_topic,
                                  lambda m: joints.update(q=np.array(m.position)), qos.SENSOR)
     ros_node.create_subscription(JointTrajectory, arm.command_topic,
@@ -104,14 +131,20 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
                 # its end, at most a VLA plan of 30 rows)
                 last = max(tokens)
                 fresh_until, hold_by = last + token_age + arm.dt + 1e-6, last + token_age + 32 * arm.dt
-                assert any(src == ChunkSource.HOLD.value for t, src in chunks if last <= t <= hold_by), \
-                    f"no hold within {hold_by - last:.2f} s of the last token's observation"
+                # the actor's last chunk by then is a hold: a new one, or the hold it was in already (the vla
+                # may die while the actor holds between episodes; a hold is sent once, not repeated)
+                started = [src for t, src in chunks if t <= hold_by]
+                assert started and started[-1] == ChunkSource.HOLD.value, \
+                    f"not holding {hold_by - last:.2f} s after the last token's observation: {chunks[-5:]}"
                 assert not [t for t, src in chunks if t > fresh_until and src != ChunkSource.HOLD.value], \
                     "a chunk started from a stale token"
             seen, counted = len(produced), len(episodes)
             procs.restart(node)
-            wait_for(lambda: len(produced) >= seen + 20, 180, ros_node.spin_once,
-                     f"practice to resume after {name} was killed at {killed_at:.0f}\n" + log.getvalue()[-5000:])
+            try:
+                wait_for(lambda: len(produced) >= seen + 20, 180, ros_node.spin_once,
+                         f"practice to resume after {name} was killed at {killed_at:.0f}\n" + log.getvalue()[-5000:])
+            except AssertionError as err:  # the rare freeze (docs/experiments.md 3.5): say what stopped
+                raise AssertionError(f"{err}\n{_diagnose(procs, clock)}") from None
             if node == "learner":  # its episode statistics survive it (the run folder's episodes.jsonl)
                 wait_for(lambda: len(episodes) > counted, 120, ros_node.spin_once, "learner statistics")
                 assert episodes[-1] >= max(episodes[:counted], default=0), episodes
@@ -137,9 +170,13 @@ def test_kill_each_node_during_practice(ros_domain, ros_node, tmp_path):
     data = replay.arrays()
     stored = list(zip(data["episode_id"].tolist(), data["index"].tolist()))
     assert len(stored) == len(set(stored)), f"{len(stored) - len(set(stored))} duplicated transitions"
-    assert set(stored) == produced, (f"{len(produced - set(stored))} lost, {len(set(stored) - produced)} never "
-                                     "published")
-    print(f"{len(KILLS) + 1} kills: {len(produced)} transitions published, {len(stored)} stored, 0 lost, 0 duplicated")
+    lost, unseen = produced - set(stored), set(stored) - produced
+    assert not lost, f"{len(lost)} of {len(produced)} transitions lost"
+    # a transition sent just before the actor's SIGKILL can reach the learner and not this test's subscriber (the
+    # writer dies while delivering); more than a few would mean the test itself missed what was sent
+    assert len(unseen) <= UNSEEN_AT_KILL, f"{len(unseen)} stored transitions this test never received"
+    print(f"{len(KILLS) + 1} kills: {len(produced)} transitions published, {len(stored)} stored, 0 lost, 0 duplicated"
+          f"{f', {len(unseen)} sent as the actor died' if unseen else ''}")
 
     # no command outside the limits, beyond the velocity limit within a chunk, or far from the measured arm
     lower, upper = np.array(arm.position_lower), np.array(arm.position_upper)
