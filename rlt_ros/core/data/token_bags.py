@@ -17,7 +17,7 @@ import numpy as np
 from rlt_ros.core.data.bag_io import mcap_path, write_metadata
 from rlt_ros.core.data.ros_msgdefs import full_definition
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
-from rlt_ros.core.rlt.switch import LabelledEpisode
+from rlt_ros.core.rlt.token_classifier import LabelledEpisode
 
 TOKEN_TOPIC = "/rlt/token"
 EVENTS_TOPIC = "/rlt/events"
