@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from rlt_ros.core.rlt.configuration_switch import SwitchConfig
-from rlt_ros.core.rlt.token_classifier import (ClassifierError, ClassifierMismatchError, LabelledEpisode,
-                                               TokenClassifier, calibration_error, fit_platt, split_episodes)
+from rlt_ros.core.rlt.token_classifier import (ClassifierError, ClassifierMismatchError, HysteresisGate,
+                                               LabelledEpisode, TokenClassifier, calibration_error, fit_platt,
+                                               split_episodes)
 
 __all__ = ["HandoverSwitch", "HysteresisGate", "LabelledEpisode", "SwitchError", "SwitchMismatchError",
            "calibration_error", "evaluate", "fit_platt", "predicted_handover", "train_switch"]
@@ -30,27 +31,6 @@ class SwitchError(ClassifierError):
 
 class SwitchMismatchError(SwitchError, ClassifierMismatchError):
     """A switch trained on another RL token (or VLA) than the one it would read."""
-
-
-class HysteresisGate:
-    """Fires once per episode, at the ``consecutive``-th tick in a row whose probability exceeds
-    ``threshold``; a tick at or below it restarts the count. A new episode id re-arms it."""
-
-    def __init__(self, threshold: float, consecutive: int):
-        self.threshold, self.consecutive = float(threshold), int(consecutive)
-        self.episode_id: int | None = None
-        self.run = 0
-        self.fired = False
-
-    def update(self, episode_id: int, probability: float) -> bool:
-        """True exactly once per episode: on the tick that completes the run."""
-        if episode_id != self.episode_id:
-            self.episode_id, self.run, self.fired = episode_id, 0, False
-        if self.fired:
-            return False
-        self.run = self.run + 1 if probability > self.threshold else 0
-        self.fired = self.run >= self.consecutive
-        return self.fired
 
 
 class HandoverSwitch(TokenClassifier):

@@ -46,6 +46,27 @@ class LabelledEpisode:
         return (self.stamps >= self.handover_s).astype(np.float32)
 
 
+class HysteresisGate:
+    """Fires once per episode, at the ``consecutive``-th tick in a row whose probability exceeds
+    ``threshold``; a tick at or below it restarts the count. A new episode id re-arms it."""
+
+    def __init__(self, threshold: float, consecutive: int):
+        self.threshold, self.consecutive = float(threshold), int(consecutive)
+        self.episode_id: int | None = None
+        self.run = 0
+        self.fired = False
+
+    def update(self, episode_id: int, probability: float) -> bool:
+        """True exactly once per episode: on the tick that completes the run."""
+        if episode_id != self.episode_id:
+            self.episode_id, self.run, self.fired = episode_id, 0, False
+        if self.fired:
+            return False
+        self.run = self.run + 1 if probability > self.threshold else 0
+        self.fired = self.run >= self.consecutive
+        return self.fired
+
+
 def split_episodes(labelled: list[LabelledEpisode], cfg, error: type[ClassifierError],
                    too_few: str) -> tuple[list, list, list]:
     """(train, calibration, test) by whole episodes, shuffled by ``cfg.seed`` (``cfg.test_fraction``,
