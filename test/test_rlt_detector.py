@@ -12,7 +12,7 @@ from rlt_ros.core.checkpoints import token_identity
 from rlt_ros.core.data.token_bags import TokenBagWriter, read_labelled_episodes
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_detector import DetectorConfig
-from rlt_ros.core.rlt.detector import (DetectorError, DetectorMismatchError, SuccessDetector, evaluate,
+from rlt_ros.core.rlt.detector import (DetectorError, DetectorMismatchError, DetectorRunner, SuccessDetector, evaluate,
                                        train_detector)
 from rlt_ros.core.rlt.token_classifier import LabelledEpisode
 
@@ -157,3 +157,19 @@ def test_train_detector_command_on_bags(tmp_path, capsys):
     assert "40 episodes with an operator's success/failure mark (of 40 recorded): the detector needs at least 41" \
         in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+
+
+def test_runner_gives_one_verdict_per_episode_success_on_k_ticks_failure_after_the_time_limit():
+    detector = train_detector(synthetic_episodes(40), DetectorConfig(**FAST, test_fraction=0.0))
+    runner = DetectorRunner(detector, failure_after_s=1.0)
+    seated, jammed = np.array([1.0, 0, 0, 0], np.float32), np.array([0.4, 0, 0, 0], np.float32)
+    proprio = np.zeros(3, np.float32)
+
+    def run(episode, token, n, critical=lambda k: 0.1 * k):
+        return [runner.judge(episode, critical(k), runner.push(episode, token, proprio)) for k in range(n)]
+
+    assert run(1, seated, 8, critical=lambda k: None) == [None] * 8  # the approach: no verdict
+    verdicts = run(2, seated, 8)
+    assert verdicts[:2] == [None, None] and verdicts[2] is True and verdicts[3:] == [None] * 5  # k = 3, once
+    verdicts = run(3, jammed, 20)  # jammed: failure only once the critical phase lasted 1 s, then k ticks
+    assert verdicts.index(False) == 12 and verdicts.count(False) == 1 and True not in verdicts

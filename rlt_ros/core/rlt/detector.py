@@ -13,6 +13,7 @@ RL token's sha256) and refused with another token.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Callable
 
 import numpy as np
@@ -66,6 +67,43 @@ class SuccessDetector(TokenClassifier):
     def says_failure(self, probability: float) -> bool:
         """The failure verdict (asked at the reward node's time limit)."""
         return probability < 1.0 - self.cfg.threshold
+
+
+class DetectorRunner:
+    """The detector over one episode at a time, as the reward node runs it: ``push`` each token tick of the
+    running episode (approach included, so the window is full when the critical phase begins), ``judge`` its
+    probability: a success verdict on the ``consecutive``-th tick in a row above the threshold during the
+    critical phase; a failure verdict once the critical phase has lasted ``failure_after_s`` and the
+    probability has stayed below 1 - threshold for ``consecutive`` ticks; at most one verdict per episode."""
+
+    def __init__(self, detector: SuccessDetector, failure_after_s: float):
+        self.detector, self.failure_after_s = detector, float(failure_after_s)
+        self.success, self.failure = detector.gate(), HysteresisGate(detector.cfg.threshold, detector.cfg.consecutive)
+        self.episode_id: int | None = None
+        self.ticks: deque = deque(maxlen=detector.cfg.window)
+        self.decided = False
+
+    def push(self, episode_id: int, token: np.ndarray, proprio: np.ndarray) -> float:
+        """Add one tick of ``episode_id`` (a new id starts afresh); returns p(success) of the newest window."""
+        if episode_id != self.episode_id:
+            self.episode_id, self.decided = episode_id, False
+            self.ticks.clear()
+        self.ticks.append((np.asarray(token, np.float32), np.asarray(proprio, np.float32)))
+        tokens, proprio = map(np.stack, zip(*self.ticks))
+        return self.detector.probability(tokens, proprio)
+
+    def judge(self, episode_id: int, critical_s: float | None, p: float) -> bool | None:
+        """True (success), False (failure) or None (no verdict yet) after this tick; ``critical_s``: time since
+        the critical phase began [s], None before it."""
+        if critical_s is None or self.decided:
+            return None
+        if self.success.update(episode_id, p):
+            self.decided = True
+            return True
+        if critical_s >= self.failure_after_s and self.failure.update(episode_id, 1.0 - p):
+            self.decided = True
+            return False
+        return None
 
 
 def mark_index(episode: LabelledEpisode) -> int:
@@ -129,9 +167,9 @@ def success_verdict(detector: SuccessDetector, episode: LabelledEpisode) -> floa
     ends = np.arange(first, len(episode.stamps))
     if not len(ends):
         return None
-    gate = detector.gate()
+    runner = DetectorRunner(detector, np.inf)
     for stamp, p in zip(episode.stamps[ends], detector.probabilities(episode.tokens, episode.proprio, ends)):
-        if gate.update(episode.episode_id, p):
+        if runner.judge(episode.episode_id, 0.0, p):
             return float(stamp)
     return None
 
