@@ -133,6 +133,10 @@ class EpisodeManager:
         return self._event(now, outcome, EventSource.HUMAN, reward=float(success),
                            note=note or f"overrules the detector's {old.outcome.name}")
 
+    def critical_elapsed_s(self, now: float) -> float | None:
+        """Time since the running episode's critical phase began [s]; None before it, or when none runs."""
+        return None if self.phase == Phase.IDLE or self._handover_at is None else now - self._handover_at
+
     def tick(self, now: float) -> EpisodeEventPacket | None:
         """A TIMEOUT event when the running episode (or its critical phase) ran past its limit."""
         if self.phase == Phase.IDLE:
