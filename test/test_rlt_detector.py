@@ -24,16 +24,17 @@ FAST = dict(hidden=(), steps=300)  # logistic regression: enough for these strea
 
 def synthetic_episodes(n: int, seed: int = 0, informative: bool = True, hz: float = 25.0,
                        success_rate: float = 0.5) -> list[LabelledEpisode]:
-    """Critical phases whose token[0] is the plug's depth: it rises to 1 (seated) in the successes and stalls
-    at 0.3-0.6 (jammed) in the failures; the operator marks the outcome at the last tick. ``informative=False``:
+    """Critical phases whose token[0] is the plug's depth: it rises to 0.8 and drops in (1, seated) 0.3 s before
+    the mark in the successes, rises to 0.3-0.6 (jammed) in the failures; the operator marks at the last tick. ``informative=False``:
     the depth is left out of the tokens."""
     rng = np.random.default_rng(seed)
     episodes = []
     for i in range(n):
         success = rng.random() < success_rate
         t = 100.0 * i + np.arange(int(hz * rng.uniform(3.0, 6.0))) / hz
-        final = 1.0 if success else rng.uniform(0.3, 0.6)
-        depth = final * np.minimum((t - t[0]) / (t[-1] - t[0]) * rng.uniform(1.2, 2.0), 1.0)
+        depth = 0.8 * ((t - t[0]) / (t[-1] - t[0])) ** rng.uniform(1.0, 2.0) * (1.0 if success else rng.uniform(0.4, 0.7))
+        if success:
+            depth[t > t[-1] - 0.3] = 1.0  # past the chamfer, the plug drops in; the operator marks 0.3 s later
         tokens = rng.normal(0.0, 0.02, (len(t), 4))
         tokens[:, 1] += rng.normal()  # a nuisance that differs between episodes
         if informative:
@@ -50,7 +51,20 @@ def test_detector_tells_success_from_failure_on_held_out_episodes():
     assert detector.report["episodes"]["test"] == 18 and test["episodes"] == 18
     assert test["accuracy"] == 1.0 and test["false_success"] == 0.0 and test["recall"] == 1.0
     assert test["online_false_success"] == 0.0 and test["confident"] > 0.8
-    assert detector.report["samples"]["train"] == 3 * detector.report["episodes"]["train"]  # the last 3 windows each
+    assert test["early"] == 0.0
+
+
+def test_training_samples_the_last_windows_and_the_earlier_ones_as_negatives():
+    from rlt_ros.core.rlt.token_classifier import split_episodes
+
+    episodes, cfg = synthetic_episodes(30), dict(**FAST, test_fraction=0.0)
+    last_only = train_detector(episodes, DetectorConfig(**cfg, negatives_before_s=0.0))
+    assert last_only.report["samples"]["train"] == 3 * last_only.report["episodes"]["train"]  # the last 3 windows each
+    every = train_detector(episodes, DetectorConfig(**cfg, negative_stride=1))
+    train, _, _ = split_episodes(episodes, DetectorConfig(**cfg), DetectorError, "")
+    # a failure: every window of its critical phase; a success: those ending 0.5 s or more before the mark, + the last 3
+    expected = sum(int(np.sum(e.stamps <= e.outcome_s - 0.5)) + 3 if e.outcome else len(e.stamps) for e in train)
+    assert every.report["samples"]["train"] == expected
 
 
 def test_detector_without_signal_fails_the_metrics():

@@ -18,6 +18,8 @@ class DetectorConfig(ConfigMixin):
 
     window: int = 5  # ticks of (z_rl, proprio) in one sample, the last one included (the node keeps as many)
     tail: int = 3  # training samples per episode: the windows ending at each of its last `tail` ticks before the mark
+    negatives_before_s: float = 0.5  # windows of the critical phase ending more than this before a success mark, and all of a failure's, train as 0 (not yet a success: no early verdict); 0 = off [s]
+    negative_stride: int = 4  # of those windows, every n-th tick's
     hidden: tuple[int, ...] = (64,)  # hidden layer sizes of the MLP; () = logistic regression
     steps: int = 1000  # full-batch Adam steps
     lr: float = 3e-3  # Adam learning rate
@@ -34,6 +36,8 @@ class DetectorConfig(ConfigMixin):
     def __post_init__(self) -> None:
         check_int(self, "window", 1)
         check_int(self, "tail", 1)
+        check_float(self, "negatives_before_s", 0.0)
+        check_int(self, "negative_stride", 1)
         check_int_tuple(self, "hidden", 1, allow_empty=True)
         check_int(self, "steps", 1)
         check_float(self, "lr", 0.0, None, lo_open=True)

@@ -4,7 +4,9 @@ Paper ("RL Token", Xu et al. 2026, "The human in the loop"): the reward is spars
 marks each episode's end, +1 success or 0 failure. Here a small MLP learns those marks from recorded episodes
 (/rlt/token + /rlt/events): one sample is the window of the last ``window`` ticks (oldest first) ending at one
 of the last ``tail`` ticks before the operator's SUCCESS (1) or FAILURE (0) press (a HUMAN mark; a timeout
-or a detector's mark is no label); its probability is calibrated by Platt scaling on held-out episodes.
+or a detector's mark is no label); the earlier windows of the critical phase are samples of "not (yet) a
+success" (0), else the detector, which runs over the whole critical phase, calls success early (measured:
+docs/experiments.md section 6); its probability is calibrated by Platt scaling on held-out episodes.
 The reward node evaluates it on every token tick of the critical phase: a success verdict after
 ``consecutive`` ticks above ``threshold`` (``HysteresisGate``), a failure verdict at its time limit when the
 probability is below 1 - threshold. Saved like the switch (detector.json + detector.safetensors with the
@@ -112,12 +114,22 @@ def mark_index(episode: LabelledEpisode) -> int:
 
 
 def _stack(detector: SuccessDetector, episodes: list[LabelledEpisode], tail: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples (x [N, in_dim], y [N]): each episode's last ``tail`` windows before the mark, labelled by it, and
+    (``negatives_before_s`` > 0) every ``negative_stride``-th window of its critical phase ending more than
+    ``negatives_before_s`` before a success mark (all of a failure's), labelled 0."""
+    cfg = detector.cfg
     xs, ys = [], []
     for ep in episodes:
         last = mark_index(ep)
         ends = np.arange(max(last - tail + 1, 0), last + 1)
+        labels = np.full(len(ends), float(ep.outcome), np.float32)
+        if cfg.negatives_before_s > 0:
+            first = 0 if ep.handover_s is None else int(np.searchsorted(ep.stamps, ep.handover_s))
+            before = ep.stamps[:ends[0]] <= ep.outcome_s - (cfg.negatives_before_s if ep.outcome else 0.0)
+            early = np.arange(first, ends[0])[before[first:]][::cfg.negative_stride]
+            ends, labels = np.concatenate([early, ends]), np.concatenate([np.zeros(len(early), np.float32), labels])
         xs.append(detector.windows(ep.tokens, ep.proprio, ends))
-        ys.append(np.full(len(ends), float(ep.outcome), np.float32))
+        ys.append(labels)
     return torch.cat(xs), torch.as_tensor(np.concatenate(ys))
 
 
@@ -147,7 +159,7 @@ def train_detector(episodes: list[LabelledEpisode], cfg: DetectorConfig, identit
         "the outcome (/rlt/mark_success, /rlt/mark_failure; a timeout is no label)")
     detector = SuccessDetector(train[0].tokens.shape[1], train[0].proprio.shape[1], cfg, identity)
     x, y = _stack(detector, train, cfg.tail)
-    x_cal, y_cal = _stack(detector, cal, 1)
+    x_cal, y_cal = _stack(detector, cal, cfg.tail)
     detector.fit(x, y, x_cal, y_cal, "the training episodes hold one outcome only ({n} samples, {positives} "
                  "successes): the detector needs both; add episodes with the other mark, or another --seed", progress)
     detector.report = {"episodes": {"train": len(train), "calibration": len(cal), "test": len(test),
