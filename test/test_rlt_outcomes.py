@@ -123,8 +123,8 @@ def test_a_confirmation_keeps_the_outcome_and_two_human_outcomes_still_conflict(
     assert gate.on_event(m.reset_event(3.0)) == [] and gate.counters["end_rows_dropped"] == 3
 
 
-def test_episode_stats_take_the_overrule():
-    stats, m = EpisodeStats(), EpisodeManager()
+def test_episode_stats_take_the_overrule(tmp_path):
+    stats, m = EpisodeStats(log=tmp_path / "episodes.jsonl"), EpisodeManager()
     stats.apply(m.start(0.0))
     stats.apply(m.mark(True, 1.0, EventSource.DETECTOR))
     assert stats.success_rate() == 1.0
@@ -135,3 +135,5 @@ def test_episode_stats_take_the_overrule():
     stats.apply(m.mark(True, 4.0))
     assert stats.apply(forged(m.episode_id, EventType.FAILURE)) is None  # a person's mark is not rewritten
     assert stats.success_rate() == 0.5
+    again = EpisodeStats(log=tmp_path / "episodes.jsonl")  # a restarted listener: the overrule's line wins
+    assert [r.outcome for r in again.history] == [EventType.FAILURE, EventType.SUCCESS]
