@@ -108,3 +108,47 @@ def test_detector_for_another_token_keeps_operator_mode(processes, ros_node, tmp
     assert g.press("mark_success").success
     wait_for(lambda: g.of(EventType.SUCCESS), 10, ros_node.spin_once, "the operator's mark")
     assert g.of(EventType.SUCCESS)[0].source == EventSource.HUMAN
+
+
+def test_an_overrule_rewrites_the_stored_reward_and_loses_no_transition(processes, ros_node, tmp_path):
+    """reward (auto) + learner over DDS: the actor's end rows of a detector-marked episode (claiming its success,
+    sent twice, as an outbox resends) wait in the learner's outcome gate; the operator's failure within the grace
+    period relabels them: each stored once, with reward 0, and acknowledged."""
+    import numpy as np
+
+    from rlt_ros.core.checkpoints import token_identity
+    from rlt_ros.core.interfaces import EventSource, EventType
+    from rlt_ros.core.rlt.replay import ReplayBuffer
+    from rlt_ros.msg import TransitionAck
+    from rlt_ros.ros import qos
+    from test_ros_faults import publish_end_rows, start_learner
+
+    make_detector(tmp_path / "detector", token_identity())
+    learner, rlt, out, _, transitions, stats = start_learner(processes, ros_node, tmp_path)
+    acks = []
+    ros_node.create_subscription(TransitionAck, "/rlt/transitions_ack",
+                                 lambda m: acks.extend(zip(m.episode_ids, m.indices)), qos.TRANSITIONS)
+    reward = start_reward(processes, tmp_path, tmp_path / "detector", grace_s=3.0)
+    g = Graph(ros_node)
+    wait_for(lambda: g.of(EventType.START), 60, ros_node.spin_once, "the first episode\n" + processes.log(reward))
+    episode = g.of(EventType.START)[0].episode_id
+    assert g.press("start_rl").success
+    wait_for(lambda: g.of(EventType.SUCCESS), 10, lambda: g.publish(SEATED), "the detector's success")
+    assert g.of(EventType.SUCCESS)[0].source == EventSource.DETECTOR
+    publish_end_rows(transitions, rlt, episode, claim_success=True)  # the actor closes its windows
+    g.stream(SEATED, 0.5)
+    publish_end_rows(transitions, rlt, episode, claim_success=True)  # not acknowledged yet: the outbox resends
+    assert not [k for k in acks if k[0] == episode]  # held in the gate, not acknowledged
+    assert g.press("mark_failure").success
+    wait_for(lambda: g.of(EventType.RESET, episode), 10, ros_node.spin_once, "the reset after the grace period")
+    keys = {(episode, 2 * i) for i in range(5)}
+    wait_for(lambda: keys <= set(acks), 20, ros_node.spin_once, f"the acknowledgements ({acks})\n"
+             + processes.log(learner))
+    wait_for(lambda: stats and stats[-1]["stored"] >= 5, 10, ros_node.spin_once, "the learner's statistics")
+    assert stats[-1].get("end_rows_stored") == 5 and stats[-1].get("end_rows_dropped") == 0, stats[-1]
+    assert stats[-1].get("duplicate_transitions") == 5, stats[-1]
+    assert processes.stop(learner) in (0, -2), processes.log(learner)
+    data = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
+                        directory=out / "replay").arrays()
+    assert sorted(zip(data["episode_id"].tolist(), data["index"].tolist())) == sorted(keys)  # none lost, none twice
+    assert np.all(data["done"] == 1) and np.all(data["rewards"].sum(axis=1) == 0.0)  # the operator's failure
