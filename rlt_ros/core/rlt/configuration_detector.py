@@ -9,44 +9,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlt_ros.core.config_fields import ConfigMixin, check_float, check_int, check_int_tuple
+from rlt_ros.core.config_fields import check_float, check_int
+from rlt_ros.core.rlt.configuration_classifier import ClassifierConfig
 
 
 @dataclass
-class DetectorConfig(ConfigMixin):
-    """The classifier, its training and when its probability counts as a verdict."""
+class DetectorConfig(ClassifierConfig):
+    """The classifier (ClassifierConfig; its samples below), and when its probability counts as a verdict."""
 
+    steps: int = 1000  # full-batch Adam steps
+    min_episodes: int = 20  # fewest episodes with an operator's success/failure mark to train on
     window: int = 5  # ticks of (z_rl, proprio) in one sample, the last one included (the node keeps as many)
     tail: int = 3  # training samples per episode: the windows ending at each of its last `tail` ticks before the mark
     negatives_before_s: float = 0.5  # windows of the critical phase ending more than this before a success mark, and all of a failure's, train as 0 (not yet a success: no early verdict); 0 = off [s]
     negative_stride: int = 4  # of those windows, every n-th tick's
-    hidden: tuple[int, ...] = (64,)  # hidden layer sizes of the MLP; () = logistic regression
-    steps: int = 1000  # full-batch Adam steps
-    lr: float = 3e-3  # Adam learning rate
-    weight_decay: float = 1e-4  # Adam weight decay (L2)
     threshold: float = 0.95  # success when the calibrated p(success) exceeds this; failure (at the time limit) below 1 - this
     consecutive: int = 3  # ticks in a row above the threshold that make a success verdict (once per episode)
-    calibration_fraction: float = 0.2  # fraction of labelled episodes held out to calibrate (Platt scaling)
-    test_fraction: float = 0.2  # fraction of labelled episodes held out for the reported metrics
-    min_episodes: int = 20  # fewest episodes with an operator's success/failure mark to train on
-    min_per_class: int = 3  # fewest marked successes, and failures, among them
+    min_per_class: int = 3  # fewest marked successes, and failures, among the labelled episodes
     early_s: float = 0.5  # held-out metrics: a success verdict this long before the operator's mark is early [s]
-    seed: int = 0  # seed of the episode split and the initial weights
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_int(self, "window", 1)
         check_int(self, "tail", 1)
         check_float(self, "negatives_before_s", 0.0)
         check_int(self, "negative_stride", 1)
-        check_int_tuple(self, "hidden", 1, allow_empty=True)
-        check_int(self, "steps", 1)
-        check_float(self, "lr", 0.0, None, lo_open=True)
-        check_float(self, "weight_decay", 0.0)
         check_float(self, "threshold", 0.5, 1.0, hi_open=True)
         check_int(self, "consecutive", 1)
-        check_float(self, "calibration_fraction", 0.0, 0.5, lo_open=True)
-        check_float(self, "test_fraction", 0.0, 0.5)
-        check_int(self, "min_episodes", 4)
         check_int(self, "min_per_class", 1)
         check_float(self, "early_s", 0.0)
-        check_int(self, "seed", 0)
