@@ -25,7 +25,8 @@ from rlt_ros.core.data.token_bags import read_labelled_episodes  # noqa: E402
 from rlt_ros.core.rlt.configuration_detector import DetectorConfig  # noqa: E402
 from rlt_ros.core.rlt.detector import evaluate, marked, train_detector  # noqa: E402
 
-METRICS = ("accuracy", "precision", "recall", "false_success", "online_false_success", "early", "confident")
+METRICS = ("accuracy", "precision", "recall", "false_success", "online_false_success", "online_recall", "early",
+           "confident")
 
 
 def main() -> None:

@@ -39,8 +39,9 @@ def _summary(test: dict) -> str:
     return (f"held-out episodes: {test['episodes']} ({test['successes']} successes, {test['failures']} failures); "
             f"accuracy {_percent(test['accuracy'])}; precision {_percent(test['precision'])}; recall "
             f"{_percent(test['recall'])}; false success {_percent(test['false_success'])} at the mark, "
-            f"{_percent(test['online_false_success'])} over the stream; early success verdicts "
-            f"{_percent(test['early'])}; confident at the mark {_percent(test['confident'])}")
+            f"{_percent(test['online_false_success'])} over the stream; success verdicts by the mark "
+            f"{_percent(test['online_recall'])}, early {_percent(test['early'])}; confident at the mark "
+            f"{_percent(test['confident'])}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -192,8 +192,10 @@ def evaluate(detector: SuccessDetector, episodes: list[LabelledEpisode]) -> dict
     At the mark (the window ending at the last tick before it, p > 0.5 = success): accuracy, precision and
     recall of success, false_success (failures called success / failures), Brier, calibration error.
     Over the stream (the gate as the reward node runs it from the handover on): online_false_success
-    (failure episodes with a success verdict before the operator's failure mark / failures), early (success
-    episodes with a verdict more than ``early_s`` before the mark / successes), confident (episodes whose
+    (failure episodes with a success verdict before the operator's failure mark / failures), online_recall
+    (success episodes with a verdict by the mark / successes; the reward node may give it later, the recorded
+    stream ends at the mark), early (success episodes with a verdict more than ``early_s`` before the mark /
+    successes), confident (episodes whose
     verdict at the mark is decided: above threshold for success, below 1 - threshold for failure)."""
     episodes = marked(episodes)
     y = np.array([float(ep.outcome) for ep in episodes])
@@ -205,11 +207,13 @@ def evaluate(detector: SuccessDetector, episodes: list[LabelledEpisode]) -> dict
     online_fp = sum(v is not None for v, ep in zip(verdicts, episodes) if not ep.outcome)
     early = sum(v is not None and v < ep.outcome_s - detector.cfg.early_s for v, ep in zip(verdicts, episodes)
                 if ep.outcome)
+    online_tp = sum(v is not None for v, ep in zip(verdicts, episodes) if ep.outcome)
     confident = np.where(y == 1, p > detector.cfg.threshold, p < 1.0 - detector.cfg.threshold)
     ratio = lambda a, b: a / b if b else None  # noqa: E731
     return {"episodes": len(episodes), "successes": tp + fn, "failures": fp + tn,
             "accuracy": (tp + tn) / len(episodes), "precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn),
             "false_success": ratio(fp, fp + tn), "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
-            "online_false_success": ratio(online_fp, fp + tn), "early": ratio(early, tp + fn),
+            "online_false_success": ratio(online_fp, fp + tn), "online_recall": ratio(online_tp, tp + fn),
+            "early": ratio(early, tp + fn),
             "confident": float(np.mean(confident)), "brier": float(np.mean((p - y) ** 2)),
             "calibration_error": calibration_error(p, y), "threshold": detector.cfg.threshold}
