@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlt_ros.core.rlt.configuration_classifier import ClassifierConfig
+
 
 class ClassifierError(ValueError):
     """A classifier that cannot be trained or loaded: too few labels, a missing class, a bad file."""
@@ -114,7 +116,7 @@ class TokenClassifier(nn.Module):
     KIND, NAME, COMMAND = "classifier", "classifier", "rlt"
     Error: type[ClassifierError] = ClassifierError
     Mismatch: type[ClassifierError] = ClassifierMismatchError
-    CONFIG: type = object
+    CONFIG: type = ClassifierConfig
 
     def __init__(self, token_dim: int, proprio_dim: int, cfg, identity: dict | None = None):
         super().__init__()
