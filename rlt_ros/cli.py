@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-token": ("train_token", "train the RL-token encoder/decoder on demonstrations (RLT stage 1)"),
     "sim-train": ("sim_train", "online RLT practice on the simulated arm, headless and in-process (RLT stage 2)"),
     "train-switch": ("train_switch", "learn the handover switch from recorded operator presses (/rlt/token + /rlt/events)"),
+    "train-detector": ("train_detector", "learn the success detector from recorded operator marks (/rlt/token + /rlt/events)"),
     "launch": ("launch", "start a node graph (train, eval) without `ros2 launch`, e.g. `rlt launch train arm:=sim`"),
     "demo": ("demo", "the full ROS 2 graph practising on the simulated arm with a simulated operator"),
     "security-policy": ("security_policy", "write the SROS2 access-control policy of a graph (one enclave per node)"),

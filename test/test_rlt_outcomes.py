@@ -1,8 +1,10 @@
-"""The learner's terminal rewards come from the episode's one outcome event (core.rlt.outcomes)."""
+"""The learner's terminal rewards come from the episode's one outcome event (core.rlt.outcomes); the operator's
+overrule of a detector's mark within the grace period rewrites the held rows' reward."""
 
 import numpy as np
+import pytest
 
-from rlt_ros.core.episode import EpisodeManager
+from rlt_ros.core.episode import EpisodeError, EpisodeManager, EpisodeStats
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType
 from rlt_ros.core.rlt.outcomes import OutcomeGate
 from rlt_ros.core.rlt.replay import Transition
@@ -66,3 +68,72 @@ def test_a_start_closes_the_previous_episode_and_held_rows_are_bounded():
     for i in range(4):
         gate.add(row(2, i, done=True))
     assert gate.counters["end_rows_dropped"] == 4 and "more than 3" in gate.last_drop
+
+
+def _detector_episode(gate, m, success, rows=3):
+    """An episode the detector marks: START, HANDOVER, end rows held, the detector's mark."""
+    gate.on_event(m.start(0.0))
+    m.handover(0.1)
+    assert not any(gate.add(row(m.episode_id, i, reward=float(success), done=True)) for i in range(rows))
+    gate.on_event(m.mark(success, 1.0, EventSource.DETECTOR, "success detector p=0.97"))
+    return m.episode_id
+
+
+def test_the_operators_overrule_within_the_grace_period_rewrites_the_held_rows():
+    """The detector says success; the operator overrules (failure) before the reset: the held rows are stored
+    once, with reward 0; every row the actor sent is stored (none lost, none twice)."""
+    gate, m = OutcomeGate(), EpisodeManager()
+    episode = _detector_episode(gate, m, True)
+    assert m.provisional and all(gate.holds(episode, i) for i in range(3))  # held: the actor's outbox keeps them
+    overrule = m.overrule(False, 2.0, grace_s=2.0)
+    assert overrule.source == EventSource.HUMAN and overrule.type == EventType.FAILURE and "overrules" in overrule.note
+    assert gate.on_event(overrule) == []
+    assert m.history[-1].outcome == EventType.FAILURE and not m.history[-1].success and len(m.history) == 1
+    stored = gate.on_event(m.reset_event(3.0))
+    assert sorted(t.index for t in stored) == [0, 1, 2] and all(t.done and t.rewards.sum() == 0.0 for t in stored)
+    assert gate.counters == {"end_rows_stored": 3, "end_rows_dropped": 0, "conflicting_outcomes": 0}
+    assert not any(gate.holds(episode, i) for i in range(3))
+
+
+def test_without_an_overrule_the_detectors_mark_stands_and_the_grace_period_ends():
+    gate, m = OutcomeGate(), EpisodeManager()
+    _detector_episode(gate, m, True)
+    with pytest.raises(EpisodeError, match=r"2.5 s old, past the grace period of 2 s"):
+        m.overrule(False, 3.5, grace_s=2.0)
+    stored = gate.on_event(m.reset_event(3.6))
+    assert [t.rewards.sum() for t in stored] == [1.0] * 3
+    with pytest.raises(EpisodeError, match="no detector's mark to overrule"):
+        m.overrule(False, 3.7, grace_s=10.0)  # after the reset
+    gate2, m2 = OutcomeGate(), EpisodeManager()
+    gate2.on_event(m2.start(0.0))
+    gate2.on_event(m2.mark(True, 1.0))
+    with pytest.raises(EpisodeError, match="no detector's mark to overrule"):  # a person's mark is final
+        m2.overrule(False, 1.1, grace_s=10.0)
+
+
+def test_a_confirmation_keeps_the_outcome_and_two_human_outcomes_still_conflict():
+    gate, m = OutcomeGate(), EpisodeManager()
+    _detector_episode(gate, m, False)
+    gate.on_event(m.overrule(False, 1.5, grace_s=2.0))  # the operator confirms
+    assert [t.rewards.sum() for t in gate.on_event(m.reset_event(3.0))] == [0.0] * 3
+    gate, m = OutcomeGate(), EpisodeManager()
+    episode = _detector_episode(gate, m, True)
+    gate.on_event(m.overrule(False, 1.5, grace_s=2.0))
+    gate.on_event(forged(episode, EventType.SUCCESS))  # a second "human" outcome: no authority left
+    assert gate.on_event(m.reset_event(3.0)) == [] and gate.counters["end_rows_dropped"] == 3
+
+
+def test_episode_stats_take_the_overrule(tmp_path):
+    stats, m = EpisodeStats(log=tmp_path / "episodes.jsonl"), EpisodeManager()
+    stats.apply(m.start(0.0))
+    stats.apply(m.mark(True, 1.0, EventSource.DETECTOR))
+    assert stats.success_rate() == 1.0
+    assert stats.apply(m.overrule(False, 1.5, grace_s=2.0)).outcome == EventType.FAILURE
+    assert stats.success_rate() == 0.0 and len(stats.history) == 1
+    stats.apply(m.reset_event(2.0))
+    stats.apply(m.start(3.0))
+    stats.apply(m.mark(True, 4.0))
+    assert stats.apply(forged(m.episode_id, EventType.FAILURE)) is None  # a person's mark is not rewritten
+    assert stats.success_rate() == 0.5
+    again = EpisodeStats(log=tmp_path / "episodes.jsonl")  # a restarted listener: the overrule's line wins
+    assert [r.outcome for r in again.history] == [EventType.FAILURE, EventType.SUCCESS]

@@ -91,7 +91,7 @@ def test_save_load_round_trip_and_a_switch_for_another_token(tmp_path):
         HandoverSwitch.load(tmp_path / "switch", {"token": "token_b", "token_sha256": "b" * 64})
     with pytest.raises(SwitchError, match="trained for another token or arm"):
         loaded.probability(np.zeros(5, np.float32), np.zeros(3, np.float32))
-    with pytest.raises(SwitchError, match="not a handover-switch folder"):
+    with pytest.raises(SwitchError, match="not a handover switch folder"):
         HandoverSwitch.load(tmp_path / "nothing", IDENTITY)
     (tmp_path / "switch" / "switch.json").write_text("{")
     with pytest.raises(SwitchError, match="not a valid handover switch"):

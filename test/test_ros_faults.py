@@ -68,20 +68,16 @@ def test_latest_input_is_read_by_its_owner_only_newest_first(ros_domain):
 
 
 @pytest.mark.slow
-def test_the_learner_stores_terminal_rewards_only_as_the_reward_node_outcome_says(processes, ros_node, tmp_path):
-    """A forged SUCCESS event and forged terminal transitions claiming reward 1 for an episode the reward
-    node timed out made reward-1 rows in the replay (issue 19 #8). Over DDS: they are dropped; a real success
-    still stores its terminal rows with reward 1."""
-    import numpy as np
+def start_learner(processes, ros_node, tmp_path):
+    """A learner node of the train graph writing to tmp_path/learner (no training: warm-up never ends), and the
+    test's publishers of /rlt/events and /rlt/transitions once it hears them: (process, RLTConfig, output
+    folder, events publisher, transitions publisher, stats list)."""
     import yaml
 
     from rlt_ros import graph as graph_mod
-    from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType
     from rlt_ros.core.rlt.configuration_rlt import RLTConfig
-    from rlt_ros.core.rlt.replay import ReplayBuffer, Transition
     from rlt_ros.msg import EpisodeEvent, LearnerStats, Transition as TransitionMsg
     from rlt_ros.ros import qos
-    from rlt_ros.ros.conversions import event_to_msg, transition_to_msg
 
     out = tmp_path / "learner"
     overrides = {"use_sim_time": False, "learner.output_dir": str(out), "rlt.warmup_transitions": 100_000}
@@ -90,7 +86,6 @@ def test_the_learner_stores_terminal_rewards_only_as_the_reward_node_outcome_say
                                      *graph_mod.ros_args(spec, graph_mod.write_overrides(spec, tmp_path)))
     params = {**yaml.safe_load(open(graph_mod.config_dir() / "rlt.yaml"))["/**"]["ros__parameters"]["rlt"],
               **yaml.safe_load(open(graph_mod.config_dir() / "arms" / "sim.yaml"))["/**"]["ros__parameters"]["rlt"]}
-    rlt = RLTConfig(**params)
     events = ros_node.create_publisher(EpisodeEvent, "/rlt/events", qos.EVENTS)
     transitions = ros_node.create_publisher(TransitionMsg, "/rlt/transitions", qos.TRANSITIONS)
     stats = []
@@ -99,20 +94,44 @@ def test_the_learner_stores_terminal_rewards_only_as_the_reward_node_outcome_say
                                  qos.STREAM)
     wait_for(lambda: transitions.get_subscription_count() > 0 and events.get_subscription_count() > 0, 60,
              ros_node.spin_once, "the learner's subscriptions\n" + processes.log(learner))
+    return learner, RLTConfig(**params), out, events, transitions, stats
+
+
+def publish_end_rows(transitions, rlt, episode, claim_success, n=5):
+    """n terminal rows of ``episode`` (indices 0, 2, ...) claiming reward 1 or 0, as an actor (or a forger) sends them."""
+    import numpy as np
+
+    from rlt_ros.core.rlt.replay import Transition
+    from rlt_ros.ros.conversions import transition_to_msg
+
+    z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    for i in range(n):
+        rewards = z(rlt.chunk_size)
+        rewards[-1] = 1.0 if claim_success else 0.0
+        t = Transition(episode, 2 * i, z(rlt.token_dim), z(rlt.proprio_dim), z(rlt.chunk_size, rlt.action_dim),
+                       z(rlt.chunk_size, rlt.action_dim), rewards, claim_success, z(rlt.token_dim),
+                       z(rlt.proprio_dim), z(rlt.chunk_size, rlt.action_dim))
+        transitions.publish(transition_to_msg(t, time.time()))
+
+
+def test_the_learner_stores_terminal_rewards_only_as_the_reward_node_outcome_says(processes, ros_node, tmp_path):
+    """A forged SUCCESS event and forged terminal transitions claiming reward 1 for an episode the reward
+    node timed out made reward-1 rows in the replay (issue 19 #8). Over DDS: they are dropped; a real success
+    still stores its terminal rows with reward 1."""
+    import numpy as np
+
+    from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType
+    from rlt_ros.core.rlt.replay import ReplayBuffer
+    from rlt_ros.ros.conversions import event_to_msg
+
+    learner, rlt, out, events, transitions, stats = start_learner(processes, ros_node, tmp_path)
 
     def event(episode, kind, source=EventSource.SYSTEM):
         events.publish(event_to_msg(EpisodeEventPacket(time.time(), episode, kind, source,
                                                        1.0 if kind == EventType.SUCCESS else 0.0)))
 
     def rows(episode, claim_success):
-        z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
-        for i in range(5):
-            rewards = z(rlt.chunk_size)
-            rewards[-1] = 1.0 if claim_success else 0.0
-            t = Transition(episode, 2 * i, z(rlt.token_dim), z(rlt.proprio_dim), z(rlt.chunk_size, rlt.action_dim),
-                           z(rlt.chunk_size, rlt.action_dim), rewards, claim_success, z(rlt.token_dim),
-                           z(rlt.proprio_dim), z(rlt.chunk_size, rlt.action_dim))
-            transitions.publish(transition_to_msg(t, time.time()))
+        publish_end_rows(transitions, rlt, episode, claim_success)
 
     timed_out, succeeded = 11, 12
     event(timed_out, EventType.START)

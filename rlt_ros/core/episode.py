@@ -66,6 +66,7 @@ class EpisodeManager:
         self.episode_id = 0
         self._next_id = first_episode_id
         self._started_at = self._handover_at = None
+        self._provisional: float | None = None  # when a detector marked the last episode (until its reset or overrule)
         self.stats = EpisodeStats(self.config.stats_window)
 
     @property
@@ -111,6 +112,31 @@ class EpisodeManager:
             raise EpisodeError(f"no episode is running{last}")
         return self._end(EventType.SUCCESS if success else EventType.FAILURE, now, source, note)
 
+    @property
+    def provisional(self) -> bool:
+        """The last episode ended by a detector's SUCCESS/FAILURE, not yet reset nor overruled."""
+        return self._provisional is not None
+
+    def overrule(self, success: bool, now: float, grace_s: float, note: str = "") -> EpisodeEventPacket:
+        """The operator's mark after a detector's: within ``grace_s`` of it and before the reset, it replaces the
+        detector's outcome (a HUMAN SUCCESS/FAILURE event of the same episode; the learner's outcome gate
+        labels the episode's rows by it)."""
+        if self.phase != Phase.IDLE or self._provisional is None:
+            raise EpisodeError(f"no detector's mark to overrule ({self._not_in('an ended episode', 'overrule')})")
+        if now - self._provisional > grace_s:
+            raise EpisodeError(f"episode {self.episode_id}: the detector's mark is {now - self._provisional:.1f} s old, "
+                               f"past the grace period of {grace_s:g} s (reward.detector_grace_s)")
+        old = self.history[-1]
+        outcome = EventType.SUCCESS if success else EventType.FAILURE
+        self.stats.history[-1] = EpisodeRecord(old.episode_id, success, outcome, old.duration_s, old.critical_s)
+        self._provisional = None
+        return self._event(now, outcome, EventSource.HUMAN, reward=float(success),
+                           note=note or f"overrules the detector's {old.outcome.name}")
+
+    def critical_elapsed_s(self, now: float) -> float | None:
+        """Time since the running episode's critical phase began [s]; None before it, or when none runs."""
+        return None if self.phase == Phase.IDLE or self._handover_at is None else now - self._handover_at
+
     def tick(self, now: float) -> EpisodeEventPacket | None:
         """A TIMEOUT event when the running episode (or its critical phase) ran past its limit."""
         if self.phase == Phase.IDLE:
@@ -126,6 +152,7 @@ class EpisodeManager:
     def reset_event(self, now: float) -> EpisodeEventPacket:
         if self.phase != Phase.IDLE:
             raise EpisodeError(f"episode {self.episode_id} is running; end it before a reset")
+        self._provisional = None
         return EpisodeEventPacket(now, max(self.episode_id, 1), EventType.RESET, EventSource.SYSTEM)
 
     def success_rate(self, window: int | None = None) -> float:
@@ -141,6 +168,7 @@ class EpisodeManager:
                                           now - self._started_at, critical))
         event = self._event(now, outcome, source, reward=1.0 if outcome == EventType.SUCCESS else 0.0, note=note)
         self.phase = Phase.IDLE
+        self._provisional = now if source == EventSource.DETECTOR and outcome != EventType.TIMEOUT else None
         return event
 
     def _event(self, now, kind, source, reward=0.0, note=""):
@@ -185,7 +213,8 @@ class EpisodeStats:
 
     With ``log`` (a JSON-lines file) every finished episode is appended to it and the history is read back from
     it at start, so a restarted listener keeps its statistics (/rlt/events replays only its last 100 events);
-    an episode already recorded is not counted twice.
+    an episode already recorded is not counted twice, except that the operator's overrule of a detector's mark
+    replaces its record.
     """
 
     def __init__(self, window: int = 20, log: str | Path | None = None):
@@ -203,11 +232,17 @@ class EpisodeStats:
                     break  # a torn last line from a crash: cut off, so that new records follow good ones
             if len(self.history) < len(lines) or not self._log.read_text().endswith("\n"):
                 self._log.write_text("".join(_record_line(r) for r in self.history))
+            latest = {r.episode_id: r for r in self.history}  # an overrule's line replaces the detector's
+            self.history = [latest.pop(r.episode_id) for r in self.history if r.episode_id in latest]
         self._ended = {r.episode_id for r in self.history}
+        self._by_detector: set[int] = set()  # episodes a detector ended, which the operator may still overrule
 
     def apply(self, event: EpisodeEventPacket) -> EpisodeRecord | None:
         """Track an event; returns the finished episode's record on a terminal event."""
         if event.episode_id in self._ended:
+            if event.episode_id in self._by_detector and event.source != EventSource.DETECTOR and \
+                    event.type in (EventType.SUCCESS, EventType.FAILURE):
+                return self._overrule(event)
             return None  # recorded before (a restarted listener hears the recent events again)
         if event.type == EventType.START:
             self._open[event.episode_id] = {"start": event.stamp, "handover": None}
@@ -221,11 +256,26 @@ class EpisodeStats:
                                    event.stamp - info["start"], critical)
             self.history.append(record)
             self._ended.add(record.episode_id)
-            if self._log is not None:
-                with open(self._log, "a") as f:
-                    f.write(_record_line(record))
+            if event.source == EventSource.DETECTOR:
+                self._by_detector.add(record.episode_id)
+            self._append(record)
             return record
         return None
+
+    def _overrule(self, event: EpisodeEventPacket) -> EpisodeRecord:
+        """The operator's mark after a detector's replaces its record (in the log: a later line of the episode)."""
+        self._by_detector.discard(event.episode_id)
+        i = next(i for i in range(len(self.history) - 1, -1, -1) if self.history[i].episode_id == event.episode_id)
+        old = self.history[i]
+        self.history[i] = EpisodeRecord(old.episode_id, event.type == EventType.SUCCESS, event.type, old.duration_s,
+                                        old.critical_s)
+        self._append(self.history[i])
+        return self.history[i]
+
+    def _append(self, record: EpisodeRecord) -> None:
+        if self._log is not None:
+            with open(self._log, "a") as f:
+                f.write(_record_line(record))
 
     def success_rate(self, window: int | None = None) -> float:
         successes, episodes = self.successes(window)

@@ -8,7 +8,14 @@ Services (std_srvs/Trigger unless noted, so a foot pedal or any button can call 
   /rlt/start_episode                     start the next episode (when auto_start is off)
 Publishes rlt_ros/EpisodeEvent on /rlt/events; ends episodes that run too long (TIMEOUT); resets the
 arm through arm.reset_service after each episode; optionally marks success from a detector topic
-(std_msgs/Bool, ground truth in simulation) and reads single keys from the terminal. With
+(std_msgs/Bool, ground truth in simulation, ``reward.detector: topic``) or from the learned success detector
+(``rlt train-detector``, ``reward.detector: suggest | auto``), and reads single keys from the terminal.
+The learned detector reads /rlt/token: ``suggest`` publishes its verdict (std_msgs/String on
+/rlt/detector_suggestion, and the log) for the operator to confirm with the button; ``auto`` marks the outcome
+itself (source DETECTOR), and the operator's mark within ``reward.detector_grace_s`` overrules it (a HUMAN
+outcome of the same episode: the learner's outcome gate labels the episode's rows by it); the reset, which
+closes the episode for the learner, waits for the grace period. A detector that does not load leaves the node
+in operator mode with an error in the log. With
 ``episode.handover: auto`` it reads /rlt/token and hands over (source DETECTOR) when the learned switch
 (``rlt train-switch``) fires; the operator's /rlt/start_rl still hands over whenever it comes first, and a
 switch that does not load leaves the node in operator mode with an error in the log. Episode ids count up
@@ -23,11 +30,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager, first_episode_id
-from rlt_ros.core.interfaces import EventSource, Phase
+from rlt_ros.core.interfaces import EventSource, Phase, TokenPacket
 from rlt_ros.core.validation import MAX_NOTE
 from rlt_ros.msg import EpisodeEvent, RLToken
 from rlt_ros.ros import qos
@@ -36,12 +43,17 @@ from rlt_ros.ros.node_base import RltNode, run
 from rlt_ros.core.arm import ArmConfig
 from rlt_ros.srv import MarkEpisode
 
-DETECTORS = ("none", "topic")
+DETECTORS = ("none", "off", "topic", "suggest", "auto")
+LEARNED = ("suggest", "auto")  # the modes of the learned detector (reward.detector_path)
 
 
 @dataclass
 class RewardConfig:
-    detector: str = "none"  # automatic success detector: none | topic (std_msgs/Bool on arm.success_topic)
+    detector: str = "none"  # automatic success detector: none | off (the operator marks) | topic (std_msgs/Bool on arm.success_topic) | suggest (the learned detector proposes, the operator confirms) | auto (it marks; the operator may overrule)
+    detector_path: str = ""  # learned success-detector folder (rlt train-detector --out), read with detector suggest | auto
+    detector_token: str = ""  # the RL-token folder the graph runs, whose sha256 the detector must match ("" = the shipped one)
+    detector_grace_s: float = 2.0  # detector auto: the operator's mark within this after the detector's replaces it; the reset waits for it [s]
+    detector_failure_after_s: float = 10.0  # learned detector: a failure verdict only once the critical phase lasted this long [s]
     auto_start: bool = True  # start the next episode by itself after the reset (else: /rlt/start_episode)
     reset_delay_s: float = 0.5  # pause between an episode's end and the reset request [s]
     keyboard: bool = False  # read keys from the terminal: s success, f failure, h handover, n next episode
@@ -50,8 +62,13 @@ class RewardConfig:
     def __post_init__(self):
         if self.detector not in DETECTORS:
             raise ValueError(f"reward.detector: {self.detector!r} is not one of {DETECTORS}")
+        if self.detector in LEARNED and not self.detector_path:
+            raise ValueError(f"reward.detector is {self.detector!r} but reward.detector_path is empty: give the "
+                             "folder of `rlt train-detector --out`")
         if self.reset_delay_s < 0 or self.tick_hz <= 0:
             raise ValueError("reward.reset_delay_s must be >= 0 and reward.tick_hz > 0")
+        if self.detector_grace_s < 0 or self.detector_failure_after_s <= 0:
+            raise ValueError("reward.detector_grace_s must be >= 0 and reward.detector_failure_after_s > 0")
 
 
 class RewardNode(RltNode):
@@ -81,20 +98,29 @@ class RewardNode(RltNode):
         self.switch = self._load_switch() if self.episode_config.handover == "auto" else None
         if self.switch is not None:
             self.gate = self.switch.gate()
+        self.detector = self._load_detector() if self.reward_config.detector in LEARNED else None
+        if self.detector is not None:
+            self.suggestions = self.create_publisher(String, "/rlt/detector_suggestion", qos.EVENTS)
+        if self.switch is not None or self.detector is not None:
             self.create_subscription(RLToken, "/rlt/token", self._on_token, qos.STREAM)
         self.create_timer(1.0 / self.reward_config.tick_hz, self._tick)
         if self.reward_config.keyboard:
             threading.Thread(target=self._keyboard, daemon=True).start()
         self._start_timer = self.create_timer(1.0, self._first_start) if self.reward_config.auto_start else None
-        self.get_logger().info(f"ready: arm {arm.name}, detector {self.reward_config.detector}, "
+        detector = self.reward_config.detector
+        detector = detector if detector not in LEARNED or self.detector is not None else "off (failed to load)"
+        self.get_logger().info(f"ready: arm {arm.name}, detector {detector}, "
                                f"handover {'auto' if self.switch is not None else 'operator'}, "
                                f"timeout {self.episode_config.timeout_s} s")
 
     # --- requests ---------------------------------------------------------------------------------
     def _mark(self, success: bool, source=EventSource.HUMAN, note: str = ""):
-        event = self.episodes.mark(success, self.now(), source, note)
-        self._publish(event)
-        self._schedule_reset()
+        learned = self.reward_config.detector == "auto" and self.detector is not None
+        if learned and self.episodes.provisional and source == EventSource.HUMAN:  # the operator overrules it
+            return self._publish(self.episodes.overrule(success, self.now(), self.reward_config.detector_grace_s, note))
+        event = self._publish(self.episodes.mark(success, self.now(), source, note))
+        grace = self.reward_config.detector_grace_s if learned and source == EventSource.DETECTOR else 0.0
+        self._schedule_reset(delay=max(self.reward_config.reset_delay_s, grace))  # the reset closes the episode
         return event
 
     def _handover(self):
@@ -156,27 +182,72 @@ class RewardNode(RltNode):
                                f"{switch.cfg.consecutive} ticks in a row")
         return switch
 
-    def _on_token(self, msg: RLToken):
-        """In the VLA phase, one tick of the switch; its gate hands over once per episode."""
-        from rlt_ros.core.rlt.switch import SwitchError
+    def _load_detector(self):
+        """The learned success detector of reward.detector_path, or None (operator mode) when it cannot be used."""
+        from rlt_ros.core.checkpoints import token_identity
+        from rlt_ros.core.rlt.detector import DetectorError, DetectorRunner, SuccessDetector
 
+        cfg = self.reward_config
+        try:
+            detector = SuccessDetector.load(cfg.detector_path, token_identity(cfg.detector_token or None))
+        except (DetectorError, FileNotFoundError) as err:
+            self.get_logger().error(f"reward.detector {cfg.detector}: {err}; staying in operator mode "
+                                    "(/rlt/mark_success, /rlt/mark_failure)")
+            return None
+        self.get_logger().info(f"success detector {cfg.detector_path} ({cfg.detector}): threshold "
+                               f"{detector.cfg.threshold}, {detector.cfg.consecutive} ticks in a row, failure after "
+                               f"{cfg.detector_failure_after_s} s of critical phase, grace {cfg.detector_grace_s} s")
+        return DetectorRunner(detector, cfg.detector_failure_after_s)
+
+    def _on_token(self, msg: RLToken):
+        """One tick of the switch (VLA phase: its gate hands over once per episode) and of the learned detector
+        (critical phase: at most one verdict per episode)."""
         try:
             packet = token_from_msg(msg)
         except MessageError as err:
             self.get_logger().warning(f"rejected token: {err}", throttle_duration_sec=5.0)
             return
         with self._lock:
-            if (self.switch is None or self.episodes.phase != Phase.VLA or packet.episode_id != self.episodes.episode_id
+            if (self.episodes.phase == Phase.IDLE or packet.episode_id != self.episodes.episode_id
                     or packet.stamp < self.episodes.started_at):  # an observation of the scene before the START
                 return
-            try:
-                p = self.switch.probability(packet.token, packet.proprio)
-            except SwitchError as err:
-                self.get_logger().error(f"handover switch: {err}; staying in operator mode (/rlt/start_rl)")
-                self.switch = None
-                return
-            if self.gate.update(packet.episode_id, p):
-                self._publish(self.episodes.handover(self.now(), EventSource.DETECTOR, f"handover switch p={p:.2f}"))
+            if self.switch is not None and self.episodes.phase == Phase.VLA:
+                self._switch_tick(packet)
+            if self.detector is not None:
+                self._detector_tick(packet)
+
+    def _switch_tick(self, packet: TokenPacket) -> None:
+        from rlt_ros.core.rlt.switch import SwitchError
+
+        try:
+            p = self.switch.probability(packet.token, packet.proprio)
+        except SwitchError as err:
+            self.get_logger().error(f"handover switch: {err}; staying in operator mode (/rlt/start_rl)")
+            self.switch = None
+            return
+        if self.gate.update(packet.episode_id, p):
+            self._publish(self.episodes.handover(self.now(), EventSource.DETECTOR, f"handover switch p={p:.2f}"))
+
+    def _detector_tick(self, packet: TokenPacket) -> None:
+        from rlt_ros.core.rlt.detector import DetectorError
+
+        try:
+            p = self.detector.push(packet.episode_id, packet.token, packet.proprio)
+        except DetectorError as err:
+            self.get_logger().error(f"success detector: {err}; staying in operator mode")
+            self.detector = None
+            return
+        verdict = self.detector.judge(packet.episode_id, self.episodes.critical_elapsed_s(self.now()), p)
+        if verdict is None:
+            return
+        note = f"success detector p={p:.3f}"
+        if self.reward_config.detector == "auto":
+            self._mark(verdict, EventSource.DETECTOR, note)
+            return
+        text = f"episode {packet.episode_id}: {'SUCCESS' if verdict else 'FAILURE'} ({note}); confirm with " \
+               f"/rlt/mark_{'success' if verdict else 'failure'}"
+        self.suggestions.publish(String(data=text))
+        self.get_logger().info(f"suggestion: {text}")
 
     # --- episode cycle ----------------------------------------------------------------------------
     def _publish(self, event):

@@ -3,9 +3,11 @@
 On a robot: ``ros2 bag record -s mcap /rlt/token /rlt/events`` while the operator practises (vla_node
 publishes a token for every observation, approach included; reward_node the presses). In simulation,
 ``rlt sim-train --record-tokens DIR`` writes the same topics with :class:`TokenBagWriter`. Both are read
-back by :func:`read_labelled_episodes` into the handover switch's training data (``rlt train-switch``):
-per episode, the token stream and the stamp of the operator's first handover press (a HANDOVER, or an
-INTERVENTION_START before it, from a human; a detector's handover is no label).
+back by :func:`read_labelled_episodes` into the training data of the handover switch (``rlt train-switch``)
+and of the success detector (``rlt train-detector``): per episode, the token stream, the stamp of the
+operator's first handover press (a HANDOVER, or an INTERVENTION_START before it, from a human; a detector's
+handover is no label) and the operator's success/failure mark (a HUMAN SUCCESS or FAILURE; a TIMEOUT or a
+detector's mark is no label).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from rlt_ros.core.data.bag_io import mcap_path, write_metadata
 from rlt_ros.core.data.ros_msgdefs import full_definition
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
-from rlt_ros.core.rlt.switch import LabelledEpisode
+from rlt_ros.core.rlt.token_classifier import LabelledEpisode
 
 TOKEN_TOPIC = "/rlt/token"
 EVENTS_TOPIC = "/rlt/events"
@@ -105,9 +107,9 @@ def _stamp(msg) -> float:
 
 
 def read_labelled_episodes(bags: list[str | Path]) -> list[LabelledEpisode]:
-    """Every episode of the bags that began (START) inside them: its tokens from START to its end, and the
+    """Every episode of the bags that began (START) inside them: its tokens from START to its end, the
     operator's handover press (None when nobody pressed: the episode never reached the critical phase,
-    or a detector handed over)."""
+    or a detector handed over) and the operator's outcome mark (None when nobody marked it)."""
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
 
@@ -140,8 +142,20 @@ def _episode(episode_id: int, events: list, tokens: list) -> LabelledEpisode | N
     first = next(((t, source) for t, kind, source in events
                   if kind in (EventType.HANDOVER, EventType.INTERVENTION_START) and t >= start), None)
     press = first[0] if first is not None and first[1] == EventSource.HUMAN else None
+    outcome = _operator_outcome(events, start)
     kept = sorted((tk for tk in tokens if start <= tk[0] <= end), key=lambda tk: tk[0])
     if not kept:
         return None
     return LabelledEpisode(episode_id, np.array([tk[0] for tk in kept]), np.stack([tk[1] for tk in kept]),
-                           np.stack([tk[2] for tk in kept]), press)
+                           np.stack([tk[2] for tk in kept]), press, *outcome)
+
+
+def _operator_outcome(events: list, start: float) -> tuple[bool | None, float | None]:
+    """(success, stamp) of the operator's mark: the last HUMAN SUCCESS/FAILURE (an overrule of a detector's
+    mark comes after it); (None, None) when no person marked the episode (a timeout, or a detector alone)."""
+    marks = [(t, kind) for t, kind, source in events
+             if t >= start and source == EventSource.HUMAN and kind in (EventType.SUCCESS, EventType.FAILURE)]
+    if not marks:
+        return None, None
+    stamp, kind = marks[-1]
+    return kind == EventType.SUCCESS, stamp

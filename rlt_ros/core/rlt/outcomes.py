@@ -9,6 +9,13 @@ window's last executed step, done); a TIMEOUT is a truncation, which has no end 
 windows), so any claimed end row is dropped; no outcome, or two different ones (a forged event beside the reward
 node's), drops them too, with a count and a reason (and their keys in ``dropped``, for the learner's
 acknowledgements). Rows of an episode already closed are judged at once. ``holds`` says whether a row waits.
+
+A DETECTOR's outcome (the learned success detector, ``reward.detector: auto``) is provisional: an outcome
+from anyone else (the operator's overrule, source HUMAN) for the same episode before its close replaces it,
+and the rows are labelled by that one. The reward node closes such an episode (its RESET) only after the
+grace period ``reward.detector_grace_s`` in which the operator may overrule, so the rows wait for it here,
+unacknowledged (the actor's outbox keeps them and resends; a resend of a held row is dropped by its key):
+the overrule rewrites their reward, and no row is lost or stored twice.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from rlt_ros.core.interfaces import EpisodeEventPacket, EventType
+from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType
 from rlt_ros.core.rlt.replay import Transition
 
 _REWARD = {EventType.SUCCESS: 1.0, EventType.FAILURE: 0.0}
@@ -28,7 +35,7 @@ class OutcomeGate:
     def __init__(self, max_held: int = 10_000, max_closed: int = 1000):
         self.max_held, self.max_closed = max_held, max_closed
         self._held: OrderedDict[int, list[Transition]] = OrderedDict()  # episode -> end rows waiting for the close
-        self._outcomes: dict[int, set[EventType]] = {}  # outcome events seen per open episode
+        self._outcomes: dict[int, set[tuple[EventType, bool]]] = {}  # (outcome, from a detector) seen per open episode
         self._closed: OrderedDict[int, EventType | None] = OrderedDict()  # the outcome closed episodes kept
         self.counters = {"end_rows_stored": 0, "end_rows_dropped": 0, "conflicting_outcomes": 0}
         self.last_drop = ""  # why the last end rows were dropped (for the node's log)
@@ -59,7 +66,7 @@ class OutcomeGate:
                     self.counters["conflicting_outcomes"] += 1
                     self.last_drop = f"episode {episode}: a late {kind.name} after it was closed: ignored"
                 return []
-            self._outcomes.setdefault(episode, set()).add(kind)
+            self._outcomes.setdefault(episode, set()).add((kind, event.source == EventSource.DETECTOR))
             return []
         if kind == EventType.RESET:
             return self._close(episode)
@@ -69,7 +76,9 @@ class OutcomeGate:
         return []
 
     def _close(self, episode: int) -> list[Transition]:
-        seen = self._outcomes.pop(episode, set())
+        marks = self._outcomes.pop(episode, set())
+        authority = {kind for kind, detector in marks if not detector}  # an overrule replaces the detector's
+        seen = authority or {kind for kind, _ in marks}
         if len(seen) > 1:
             self.counters["conflicting_outcomes"] += 1
         outcome = next(iter(seen)) if len(seen) == 1 else None
