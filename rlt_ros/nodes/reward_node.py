@@ -43,13 +43,13 @@ from rlt_ros.ros.node_base import RltNode, run
 from rlt_ros.core.arm import ArmConfig
 from rlt_ros.srv import MarkEpisode
 
-DETECTORS = ("none", "off", "topic", "suggest", "auto")
+DETECTORS = ("none", "topic", "suggest", "auto")
 LEARNED = ("suggest", "auto")  # the modes of the learned detector (reward.detector_path)
 
 
 @dataclass
 class RewardConfig:
-    detector: str = "none"  # automatic success detector: none | off (the operator marks) | topic (std_msgs/Bool on arm.success_topic) | suggest (the learned detector proposes, the operator confirms) | auto (it marks; the operator may overrule)
+    detector: str = "none"  # automatic success detector: none (the operator marks) | topic (std_msgs/Bool on arm.success_topic) | suggest (the learned detector proposes, the operator confirms) | auto (it marks; the operator may overrule)
     detector_path: str = ""  # learned success-detector folder (rlt train-detector --out), read with detector suggest | auto
     detector_token: str = ""  # the RL-token folder the graph runs, whose sha256 the detector must match ("" = the shipped one)
     detector_grace_s: float = 2.0  # detector auto: the operator's mark within this after the detector's replaces it; the reset waits for it [s]
