@@ -67,7 +67,6 @@ def test_latest_input_is_read_by_its_owner_only_newest_first(ros_domain):
         rclpy.shutdown(context=context)
 
 
-@pytest.mark.slow
 def start_learner(processes, ros_node, tmp_path):
     """A learner node of the train graph writing to tmp_path/learner (no training: warm-up never ends), and the
     test's publishers of /rlt/events and /rlt/transitions once it hears them: (process, RLTConfig, output
@@ -94,6 +93,7 @@ def start_learner(processes, ros_node, tmp_path):
                                  qos.STREAM)
     wait_for(lambda: transitions.get_subscription_count() > 0 and events.get_subscription_count() > 0, 60,
              ros_node.spin_once, "the learner's subscriptions\n" + processes.log(learner))
+    wait_for(lambda: stats, 60, ros_node.spin_once, "the learner's first statistics\n" + processes.log(learner))
     return learner, RLTConfig(**params), out, events, transitions, stats
 
 
@@ -114,6 +114,7 @@ def publish_end_rows(transitions, rlt, episode, claim_success, n=5):
         transitions.publish(transition_to_msg(t, time.time()))
 
 
+@pytest.mark.slow
 def test_the_learner_stores_terminal_rewards_only_as_the_reward_node_outcome_says(processes, ros_node, tmp_path):
     """A forged SUCCESS event and forged terminal transitions claiming reward 1 for an episode the reward
     node timed out made reward-1 rows in the replay (issue 19 #8). Over DDS: they are dropped; a real success
@@ -143,8 +144,10 @@ def test_the_learner_stores_terminal_rewards_only_as_the_reward_node_outcome_say
     rows(succeeded, claim_success=True)
     event(succeeded, EventType.SUCCESS, EventSource.HUMAN)
     event(succeeded, EventType.RESET)
-    wait_for(lambda: stats and stats[-1]["stored"] >= 5, 30, ros_node.spin_once,
-             f"the stored transitions ({stats[-1:]})\n" + processes.log(learner))
+    try:
+        wait_for(lambda: stats and stats[-1]["stored"] >= 5, 30, ros_node.spin_once, "5 stored transitions")
+    except AssertionError as err:  # what the learner says by then
+        raise AssertionError(f"{err}: {stats[-1:]}\n{processes.log(learner)}") from None
     t0 = time.monotonic()
     wait_for(lambda: time.monotonic() - t0 > 1.0, 5, ros_node.spin_once, "a second more")
     assert stats[-1].get("end_rows_stored") == 5 and stats[-1].get("end_rows_dropped") == 5, stats[-1]
