@@ -70,6 +70,27 @@ def test_a_start_closes_the_previous_episode_and_held_rows_are_bounded():
     assert gate.counters["end_rows_dropped"] == 4 and "more than 3" in gate.last_drop
 
 
+def test_history_after_the_live_outcome_neither_reopens_nor_closes_an_episode():
+    """A restarted learner got the live FAILURE of episode 312 before the reward node's recent events (its
+    transient-local history, STARTs of 310-312); the end rows came next: they were dropped as having no outcome
+    (the kill test, 2026-12-07). Older STARTs are history: the rows are stored with the live outcome."""
+    def event(episode, kind):
+        return EpisodeEventPacket(1.0, episode, kind, EventSource.SYSTEM, 0.0)
+
+    gate = OutcomeGate()
+    gate.on_event(EpisodeEventPacket(1.0, 312, EventType.FAILURE, EventSource.HUMAN, 0.0))  # live
+    for episode in (310, 311):  # history
+        assert gate.on_event(event(episode, EventType.START)) == []
+        gate.on_event(event(episode, EventType.RESET))
+    gate.on_event(event(312, EventType.START))
+    gate.on_event(event(312, EventType.START))  # history again, or a repeat
+    assert gate.on_event(event(311, EventType.START)) == []  # late: closes nothing
+    assert not any(gate.add(row(312, i, reward=1.0, done=True)) for i in range(3))  # the actor's end rows
+    out = gate.on_event(event(312, EventType.RESET))
+    assert len(out) == 3 and all(t.rewards.sum() == 0.0 and t.done for t in out) and not gate.dropped
+    assert len(gate.on_event(event(313, EventType.START))) == 0 and gate.counters["end_rows_stored"] == 3
+
+
 def _detector_episode(gate, m, success, rows=3):
     """An episode the detector marks: START, HANDOVER, end rows held, the detector's mark."""
     gate.on_event(m.start(0.0))

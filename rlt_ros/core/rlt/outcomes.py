@@ -3,12 +3,17 @@
 Any process on the domain can publish a Transition or an EpisodeEvent (without SROS2: see the README). The
 reward node publishes exactly one outcome (SUCCESS, FAILURE or TIMEOUT) per episode, then RESET, then the next
 START. ``OutcomeGate`` stores a transition that claims nothing (no reward, not done) at once, and holds an
-episode's end rows (done, or any reward) until the episode is closed (its RESET, or a START of another
+episode's end rows (done, or any reward) until the episode is closed (its RESET, or a START of a later
 episode). Then its rows are stored as the outcome says: SUCCESS and FAILURE relabel them (reward 1 or 0 at the
 window's last executed step, done); a TIMEOUT is a truncation, which has no end rows (the actor drops the open
 windows), so any claimed end row is dropped; no outcome, or two different ones (a forged event beside the reward
 node's), drops them too, with a count and a reason (and their keys in ``dropped``, for the learner's
 acknowledgements). Rows of an episode already closed are judged at once. ``holds`` says whether a row waits.
+
+Episode ids grow (the reward node's start time in ms, also across its restarts), so a START older than the
+newest one seen is history: a restarted learner receives the reward node's recent events (transient local)
+and may get them after the live ones; such a START closes nothing and reopens nothing (it once reopened an
+episode whose outcome had come live, and its end rows were dropped as having none: the kill test, 2026-12-07).
 
 A DETECTOR's outcome (the learned success detector, ``reward.detector: auto``) is provisional: an outcome
 from anyone else (the operator's overrule, source HUMAN) for the same episode before its close replaces it,
@@ -37,6 +42,7 @@ class OutcomeGate:
         self._held: OrderedDict[int, list[Transition]] = OrderedDict()  # episode -> end rows waiting for the close
         self._outcomes: dict[int, set[tuple[EventType, bool]]] = {}  # (outcome, from a detector) seen per open episode
         self._closed: OrderedDict[int, EventType | None] = OrderedDict()  # the outcome closed episodes kept
+        self._newest_start: int | None = None  # the largest episode id a START has opened
         self.counters = {"end_rows_stored": 0, "end_rows_dropped": 0, "conflicting_outcomes": 0}
         self.last_drop = ""  # why the last end rows were dropped (for the node's log)
         self.dropped: list[tuple[int, int]] = []  # (episode_id, index) of dropped rows, for the caller to drain
@@ -58,7 +64,8 @@ class OutcomeGate:
         return any(t.index == index for t in self._held.get(episode_id, ()))
 
     def on_event(self, event: EpisodeEventPacket) -> list[Transition]:
-        """Track outcomes; a RESET closes its episode, a START closes every other one. Returns rows to store."""
+        """Track outcomes; a RESET closes its episode, a new START closes every older one (a START no newer than
+        the newest seen is history and changes nothing). Returns rows to store."""
         kind, episode = event.type, event.episode_id
         if kind in (EventType.SUCCESS, EventType.FAILURE, EventType.TIMEOUT):
             if episode in self._closed:
@@ -71,8 +78,10 @@ class OutcomeGate:
         if kind == EventType.RESET:
             return self._close(episode)
         if kind == EventType.START:
-            self._closed.pop(episode, None)  # an id used again (a reward node from before unique ids) starts afresh
-            return [t for other in list({*self._held, *self._outcomes} - {episode}) for t in self._close(other)]
+            if self._newest_start is not None and episode <= self._newest_start:
+                return []
+            self._newest_start = episode
+            return [t for other in sorted({*self._held, *self._outcomes}) if other < episode for t in self._close(other)]
         return []
 
     def _close(self, episode: int) -> list[Transition]:
