@@ -327,3 +327,121 @@ def test_an_episode_nobody_marked_is_a_truncation(tmp_path):
     data = p.replay.arrays()
     assert not res.success and len(data) == res.transitions > 2
     assert not data["done"].any() and not data["rewards"].any()
+
+
+class _EventLog:
+    """A TokenLog that keeps what practice records."""
+
+    def __init__(self):
+        self.tokens, self.events = [], []
+
+    def write_token(self, packet):
+        self.tokens.append(packet)
+
+    def write_event(self, event):
+        self.events.append(event)
+
+
+class _OracleSwitch:
+    """A handover switch that reads the simulator (the trained one is tested in test_rlt_switch.py):
+    p(critical) = 1 within ``reach`` rad of the target."""
+
+    def __init__(self, env, reach: float):
+        from types import SimpleNamespace
+
+        self.env, self.reach, self.cfg = env, reach, SimpleNamespace(tolerance_s=0.2)
+
+    def probability(self, token, proprio):
+        return float(np.linalg.norm(self.env.q - self.env.target) < self.reach)
+
+    def gate(self):
+        from rlt_ros.core.rlt.token_classifier import HysteresisGate
+
+        return HysteresisGate(0.5, 2)
+
+
+class _OracleDetector:
+    """A success detector (the model DetectorRunner runs) whose p(success) is ``says(env)``."""
+
+    def __init__(self, env, says):
+        from types import SimpleNamespace
+
+        self.env, self.says, self.cfg = env, says, SimpleNamespace(threshold=0.95, consecutive=3, window=1)
+
+    def probability(self, tokens, proprio):
+        return float(self.says(self.env))
+
+    def gate(self):
+        from rlt_ros.core.rlt.token_classifier import HysteresisGate
+
+        return HysteresisGate(self.cfg.threshold, self.cfg.consecutive)
+
+
+def _marked_practice(tmp_path, reach: float, says, failure_after_s: float = 60.0):
+    from rlt_ros.core.rlt.detector import DetectorRunner
+    from rlt_ros.core.rlt.practice import LearnedMarks
+
+    env, log = FakeReachEnv(), _EventLog()
+    marks = LearnedMarks(switch=_OracleSwitch(env, reach),
+                         detector=DetectorRunner(_OracleDetector(env, says), failure_after_s))
+    p = Practice(env, FakeVLA(), StateReader("token", PooledToken(8)), small_rlt(warmup_transitions=10**6),
+                 PracticeConfig(episodes=1, critical_timeout_s=3.0), out_dir=tmp_path, progress=False,
+                 token_log=log, marks=marks)
+    return p, log
+
+
+def _sources(log, episode):
+    return [(e.type.name, e.source.name) for e in log.events if e.episode_id == episode]
+
+
+def seated(env):
+    return np.linalg.norm(env.q - env.target) < 0.05
+
+
+def test_learned_marks_leave_the_operator_nothing_to_press_when_they_are_right(tmp_path):
+    """The switch hands over and the detector marks the success (source DETECTOR): no press; evaluation is
+    marked by the operator as before; without marks every practice episode costs two presses."""
+    p, log = _marked_practice(tmp_path, reach=0.6, says=seated)
+    res = p.run_episode(0, "warmup", seed=0, start="home")
+    assert res.success and res.presses == 0 and res.transitions > 0
+    assert _sources(log, 0) == [("START", "SYSTEM"), ("HANDOVER", "DETECTOR"), ("SUCCESS", "DETECTOR")]
+    data = p.replay.arrays()
+    assert data["done"][-1] and data["rewards"][-1].sum() == 1.0
+    ev = p.run_episode(1, "eval", seed=0, start="home")
+    assert ev.success and ev.presses == 2 and _sources(log, 1)[1:] == [("HANDOVER", "HUMAN"), ("SUCCESS", "HUMAN")]
+    p.replay.close()
+
+    operator = make_practice(tmp_path / "operator", start="home")
+    res = operator.run_episode(0, "warmup", seed=0, start="home")
+    assert res.success and res.presses == 2
+    operator.replay.close()
+
+
+def test_the_operator_corrects_a_late_switch_and_overrules_a_false_success(tmp_path):
+    """A switch that never fires: the operator hands over at the switch's tolerance (0.2 s) into the critical
+    phase. A detector that calls success at once: the operator overrules it, the episode ends as a failure
+    and its stored end row is terminal with reward 0."""
+    p, log = _marked_practice(tmp_path, reach=0.0, says=lambda env: 1.0)
+    res = p.run_episode(0, "warmup", seed=0, start="home")
+    assert not res.success and res.presses == 2
+    assert _sources(log, 0) == [("START", "SYSTEM"), ("HANDOVER", "HUMAN"), ("FAILURE", "HUMAN")]
+    handover = next(e.stamp for e in log.events if e.type.name == "HANDOVER")
+    critical = next(t.stamp for t in log.tokens if np.linalg.norm(t.proprio[:2] - p.env.target) < 0.6)
+    assert handover == pytest.approx(critical + 0.2, abs=0.05)
+    assert res.critical_s == pytest.approx(3 * 0.04, abs=0.05)  # 3 ticks at 25 Hz above the threshold
+    data = p.replay.arrays()
+    assert len(data) == res.transitions > 0 and data["done"][-1] and not data["rewards"].any()
+    p.replay.close()
+
+
+def test_a_failure_verdict_ends_the_episode_and_a_silent_detector_costs_a_press(tmp_path):
+    p, log = _marked_practice(tmp_path, reach=0.6, says=lambda env: 0.0, failure_after_s=0.5)
+    res = p.run_episode(0, "warmup", seed=0, start="home")
+    assert not res.success and res.presses == 0 and 0.5 <= res.critical_s < 0.7
+    assert _sources(log, 0)[-1] == ("FAILURE", "DETECTOR")
+    p.replay.close()
+    # a detector that never decides: the operator marks the seated plug once the grace period has passed
+    p, log = _marked_practice(tmp_path / "silent", reach=0.6, says=lambda env: 0.5)
+    res = p.run_episode(0, "warmup", seed=0, start="home")
+    assert res.success and res.presses == 1 and _sources(log, 0)[-1] == ("SUCCESS", "HUMAN")
+    p.replay.close()

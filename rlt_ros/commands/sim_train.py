@@ -5,6 +5,7 @@
     rlt sim-train --state image --out runs/no_token           # ablation: a CNN on the camera images instead of z_rl
     rlt sim-train --token runs/token --out runs/rlt --intervene-after 5   # the operator takes over slow episodes
     rlt sim-train --token runs/token --out runs/base --base --start home --record-tokens runs/base/tokens
+    rlt sim-train --token runs/token --out runs/rlt --switch runs/switch --detector runs/detector   # learned marks
 
 The VLA drives each episode until the critical phase, a simulated operator hands over to the RL actor,
 marks success from ground truth (+1) or failure on timeout (0); with --intervene-after it also takes over an
@@ -15,7 +16,9 @@ actor node). A resumed run keeps the RLT configuration in its config.json; --rlt
 training hyperparameter (beta, batch_size, learning rates: logged, applied from then on), while the
 networks' shape and the state source must stay the run's (else an error, and nothing stored is changed).
 --record-tokens writes /rlt/token (every observation, approach included) and /rlt/events as an MCAP bag, as
-`ros2 bag record` would on a robot: the data of `rlt train-switch`.
+`ros2 bag record` would on a robot: the data of `rlt train-switch` and `rlt train-detector`. With --switch
+and --detector those mark the practice episodes, and the simulated operator presses only to correct them
+(LearnedMarks); the summary counts its presses.
 """
 
 from __future__ import annotations
@@ -71,6 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(the actor acts on the CPU)")
     parser.add_argument("--record-tokens", default=None, metavar="BAG",
                         help="also record /rlt/token and /rlt/events into this new bag folder (for `rlt train-switch`)")
+    parser.add_argument("--switch", default=None, metavar="DIR", help="hand over with this learned switch (`rlt "
+                        "train-switch --out`), as episode.handover auto does; the operator presses only when it is late")
+    parser.add_argument("--detector", default=None, metavar="DIR", help="mark outcomes with this learned success "
+                        "detector (`rlt train-detector --out`), as reward.detector auto does; the operator presses "
+                        "only to overrule it, or when it gives no verdict")
+    parser.add_argument("--detector-failure-after", type=float, default=10.0,
+                        help="the detector's failure verdict once the critical phase lasted this long [s] "
+                             "(reward.detector_failure_after_s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -145,8 +156,30 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
 
         operator = ScriptedExpert(env, teleoperator_config(seed=args.seed + 29))
     practice = Practice(env, vla, reader, rlt_cfg, cfg, out_dir=args.out, progress=not args.no_progress,
-                        extra_config=extra, operator=operator, device=args.device, token_log=token_log)
+                        extra_config=extra, operator=operator, device=args.device, token_log=token_log,
+                        marks=_learned_marks(args))
     return practice, env
+
+
+def _learned_marks(args: argparse.Namespace):
+    """LearnedMarks of --switch / --detector (None without either); one trained on another token is refused."""
+    if not (args.switch or args.detector):
+        return None
+    from rlt_ros.core.checkpoints import token_identity
+    from rlt_ros.core.rlt.detector import DetectorRunner, SuccessDetector
+    from rlt_ros.core.rlt.practice import LearnedMarks
+    from rlt_ros.core.rlt.switch import HandoverSwitch
+    from rlt_ros.core.rlt.token_classifier import ClassifierError
+
+    if args.state != "token":
+        raise SystemExit("rlt sim-train: --switch and --detector read the RL token: they need --state token")
+    identity = token_identity(args.token)
+    try:
+        switch = HandoverSwitch.load(args.switch, identity) if args.switch else None
+        detector = SuccessDetector.load(args.detector, identity) if args.detector else None
+    except ClassifierError as err:
+        raise SystemExit(f"rlt sim-train: {err}") from err
+    return LearnedMarks(switch=switch, detector=None if detector is None else DetectorRunner(detector, args.detector_failure_after))
 
 
 def run(args: argparse.Namespace) -> int:

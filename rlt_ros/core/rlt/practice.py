@@ -132,6 +132,27 @@ class EpisodeResult:
     sim_total_s: float = 0.0  # simulated practice time so far (this episode included), s
     learner: dict | None = None  # last learner statistics (critic_loss, q_mean, mu_deviation, ...)
     intervened: bool = False  # the operator took over (teleoperated) the end of the episode
+    presses: int = 0  # the operator's button presses: handover and success/failure marks (not takeovers)
+
+
+@dataclass
+class LearnedMarks:
+    """The learned handover switch and success detector marking practice episodes in place of the simulated
+    operator, run on the recorded token stream (``TOKEN_LOG_HZ``) as the reward node runs them with
+    ``episode.handover: auto`` and ``reward.detector: auto``. The operator watches and presses only to
+    correct them: a handover the switch has not made within its ``tolerance_s`` of the critical phase's
+    start; a verdict the plug contradicts (an overrule: the episode ends with the operator's outcome); a
+    seated plug no success verdict followed within ``grace_s`` (the scene holds still meanwhile); a failure
+    at its patience (``PracticeConfig.critical_timeout_s``). Evaluation episodes are marked as before."""
+
+    switch: object | None = None  # rlt_ros.core.rlt.switch.HandoverSwitch
+    detector: object | None = None  # rlt_ros.core.rlt.detector.DetectorRunner
+    grace_s: float = 2.0  # the operator marks a seated plug's success when no verdict came this long after [s]
+
+    def __post_init__(self) -> None:
+        if self.switch is None and self.detector is None:
+            raise ValueError("LearnedMarks needs a handover switch, a success detector or both")
+        self.gate = None if self.switch is None else self.switch.gate()
 
 
 def sim_observation(obs: dict, instruction: str, proprio_dim: int | None = None) -> Observation:
@@ -161,18 +182,20 @@ class Practice:
     there is resumed (its configuration must match, else CheckpointMismatchError and nothing is touched).
     ``token_log``: records the token stream and the events (the handover switch's data: ``rlt train-switch``);
     its clock runs on across episodes (each starts 1 s after the previous one ended).
+    ``marks``: the learned switch and detector mark practice episodes, the operator only corrects them.
     """
 
     def __init__(self, env, vla, state_reader: StateReader, rlt_cfg: RLTConfig, cfg: PracticeConfig,
                  out_dir: str | Path | None = None, progress: bool = True,
                  on_transition: Callable[[Transition], None] | None = None, extra_config: dict | None = None,
                  operator: Operator | None = None, actor: ActorConfig | None = None, device: str = "cpu",
-                 token_log: TokenLog | None = None):
+                 token_log: TokenLog | None = None, marks: LearnedMarks | None = None):
         if cfg.intervene_after_s > 0 and operator is None:
             raise ValueError(f"PracticeConfig.intervene_after_s={cfg.intervene_after_s} needs an operator "
                              "to take over (teleoperate) the episode")
         self.env, self.vla, self.reader, self.operator = env, vla, state_reader, operator
         self.token_log, self._log_clock, self._log_offset = token_log, 0.0, 0.0
+        self.marks = marks
         self.rlt_cfg, self.cfg = rlt_cfg, cfg
         self.progress = progress
         self.on_transition = on_transition
@@ -276,26 +299,45 @@ class Practice:
 
     def run_episode(self, episode: int, kind: str, seed: int, start: str) -> EpisodeResult:
         """One episode, kind warmup | rl | base | eval (see EpisodeResult.kind): the simulated operator's
-        events (start, handover, takeover, success/timeout) and one ``ChunkController.tick`` per control
+        events (start, handover, takeover, success/timeout; in practice episodes with ``marks``, the learned
+        switch's and detector's, which the operator corrects) and one ``ChunkController.tick`` per control
         step, at simulated time k * dt; the VLA is queried only when the controller reads a token."""
         wall0 = time.perf_counter()
         env, c = self.env, self.rlt_cfg
         obs, info = env.reset(seed=seed, options={"start": start})
         t0 = float(info.get("time", 0.0))
         record, actor_drives = kind in ("warmup", "rl"), kind in ("rl", "eval")
+        marks = self.marks if record else None
         ctl = ChunkController(replace(self.actor_cfg, explore=self._explore(kind), record=record), c, self.arm,
                               rng=self.rng)
         ctl.policy = self.policy if actor_drives else None
         intervene_after = self.cfg.intervene_after_s if kind == "rl" else 0.0
-        stored, k, handover, human, rows, row = 0, 0, None, False, None, 0
+        stored, k, handover, human, rows, row, presses = 0, 0, None, False, None, 0, 0
+        critical_at, verdict, crit_s = None, None, None
         log_every = max(1, round(1.0 / (TOKEN_LOG_HZ * self.dt)))
         self._event(ctl, episode, 0, EventType.START, EventSource.SYSTEM)
         while True:
             now = k * self.dt
             obs_q = np.asarray(obs["proprio"], np.float64)[: c.action_dim]  # proprio starts with the joint positions
-            if handover is None and info.get("in_critical_phase", False):
-                handover = k  # the operator hands over at the start of the critical phase
+            if critical_at is None and info.get("in_critical_phase", False):
+                critical_at = k
+            logged = None
+            if (self.token_log is not None or marks is not None) and k % log_every == 0:
+                logged = self._token(obs, episode, now, True)
+                if marks is not None:
+                    fired, verdict = self._marks_tick(marks, episode, logged, handover, k)
+                    if fired:
+                        handover = k
+                        self._event(ctl, episode, k, EventType.HANDOVER, EventSource.DETECTOR)
+            if handover is None and critical_at is not None and (
+                    marks is None or marks.switch is None or (k - critical_at) * self.dt >= marks.switch.cfg.tolerance_s - 1e-9):
+                handover, presses = k, presses + 1  # the operator hands over (with a switch: it was late)
                 self._event(ctl, episode, k, EventType.HANDOVER)
+            if logged is not None and self.token_log is not None:
+                self.token_log.write_token(replace(logged, stamp=now + self._log_offset,
+                                                   phase=Phase.VLA if handover is None else Phase.RL))
+            if verdict is not None:
+                break  # the detector's verdict ends the episode
             crit_steps = 0 if handover is None else k - handover
             if handover is not None and (crit_steps % c.chunk_size == 0):
                 self._between_chunks(record, actor_drives)
@@ -306,11 +348,6 @@ class Practice:
             if human:
                 ctl.set_teleop(self.operator.act(obs), now)
             ctl.set_joint_state(obs_q, now, now)
-            logged = None
-            if self.token_log is not None and k % log_every == 0:
-                logged = self._token(obs, episode, now, True)
-                self.token_log.write_token(replace(logged, stamp=now + self._log_offset,
-                                                   phase=Phase.VLA if handover is None else Phase.RL))
             if ctl.wants_token(now):
                 ctl.set_token(logged or self._token(obs, episode, now, handover is not None and (record or actor_drives)),
                               now)
@@ -327,20 +364,51 @@ class Practice:
             if terminated or truncated or (crit_s is not None and crit_s >= self.cfg.critical_timeout_s - 1e-9):
                 break
         # the operator marks success, or failure once the critical phase outlasts its patience (terminal:
-        # reward 0, no bootstrap); an episode out of time that nobody marked is a TIMEOUT (a truncation)
-        if info.get("success", False):
+        # reward 0, no bootstrap); an episode out of time that nobody marked is a TIMEOUT (a truncation).
+        # With a learned detector its verdict marks, and the operator overrules one the plug contradicts.
+        seated = bool(info.get("success", False))
+        if seated and verdict is None and marks is not None and marks.detector is not None:
+            verdict = self._held_verdict(marks, episode, obs, k, crit_s)
+        if verdict is not None:
+            end = EventType.SUCCESS if seated else EventType.FAILURE
+            source = EventSource.DETECTOR if verdict == seated else EventSource.HUMAN  # else its overrule
+        elif seated:
             end, source = EventType.SUCCESS, EventSource.HUMAN
         elif crit_s is not None and crit_s >= self.cfg.critical_timeout_s - 1e-9:
             end, source = EventType.FAILURE, EventSource.HUMAN
         else:
             end, source = EventType.TIMEOUT, EventSource.TIMEOUT
+        presses += source == EventSource.HUMAN
         stored += self._store(self._event(ctl, episode, k, end, source))
         success = end == EventType.SUCCESS
         if record:
             self.replay.sync()
             if self.cfg.learner_mode == "interleaved":
                 self.learner.catch_up()
-        return self._result(episode, kind, success, crit_s, float(info["time"]) - t0, stored, wall0, human)
+        return self._result(episode, kind, success, crit_s, float(info["time"]) - t0, stored, wall0, human, presses)
+
+    def _marks_tick(self, marks: LearnedMarks, episode: int, packet: TokenPacket, handover: int | None,
+                    k: int) -> tuple[bool, bool | None]:
+        """One token tick of the learned marks: (the switch hands over now, the detector's verdict or None)."""
+        fired = False
+        if marks.gate is not None and handover is None:
+            fired = marks.gate.update(episode, marks.switch.probability(packet.token, packet.proprio))
+            handover = k if fired else None
+        if marks.detector is None:
+            return fired, None
+        p = marks.detector.push(episode, packet.token, packet.proprio)
+        return fired, marks.detector.judge(episode, None if handover is None else (k - handover) * self.dt, p)
+
+    def _held_verdict(self, marks: LearnedMarks, episode: int, obs: dict, k: int, crit_s: float | None) -> bool | None:
+        """The detector's verdict on a seated plug within the operator's grace: the scene holds still, so the
+        detector sees the same tick (nothing more is stored) until it decides or the grace runs out."""
+        packet = self._token(obs, episode, k * self.dt, True)
+        for j in range(1, int(round(marks.grace_s * TOKEN_LOG_HZ)) + 1):
+            p = marks.detector.push(episode, packet.token, packet.proprio)
+            verdict = marks.detector.judge(episode, None if crit_s is None else crit_s + j / TOKEN_LOG_HZ, p)
+            if verdict is not None:
+                return verdict
+        return None
 
     def _token(self, obs: dict, episode: int, now: float, with_state: bool) -> TokenPacket:
         """The VLA on the current observation -> the controller's token (z_rl only where it is read)."""
@@ -379,14 +447,15 @@ class Practice:
             self.learner.check()
             time.sleep(0.002)
 
-    def _result(self, episode, kind, success, crit_s, episode_s, stored, wall0, intervened=False) -> EpisodeResult:
+    def _result(self, episode, kind, success, crit_s, episode_s, stored, wall0, intervened=False,
+                presses=0) -> EpisodeResult:
         if kind in ("warmup", "rl", "base"):
             self.sim_time_s += episode_s
         return EpisodeResult(episode=episode, kind=kind, success=bool(success), critical_s=crit_s,
                              episode_s=episode_s, transitions=stored, updates=self.algorithm.num_updates,
                              wall_s=time.perf_counter() - wall0, sim_total_s=self.sim_time_s,
                              learner={k: round(float(v), 5) for k, v in self.learner.stats.items()} or None,
-                             intervened=bool(intervened))
+                             intervened=bool(intervened), presses=int(presses))
 
     # ---- the run ----------------------------------------------------------------------------------
     def episode_seed(self, episode: int) -> int:
@@ -439,6 +508,8 @@ class Practice:
                "sim_min": f"{self.sim_time_s / 60:.1f}"}
         if self.cfg.intervene_after_s:
             out["interv"] = sum(r.intervened for r in recent)
+        if self.marks is not None:
+            out["presses"] = sum(r.presses for r in recent)
         return out
 
     def checkpoint(self) -> None:
@@ -461,7 +532,8 @@ class Practice:
 
 def summarize(results: list[EpisodeResult]) -> dict:
     """Success rate, median critical phase of successes [s], throughput (successes per 10 simulated min),
-    and how many episodes the operator took over (their successes count: the operator marks the outcome)."""
+    how many episodes the operator took over (their successes count: the operator marks the outcome), and
+    the operator's button presses (handover and outcome marks)."""
     n = len(results)
     succ = [r for r in results if r.success]
     crit = [r.critical_s for r in succ if r.critical_s is not None]
@@ -473,4 +545,5 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "throughput_per_10min": (len(succ) / total_s * 600.0) if total_s > 0 else 0.0,
         "sim_time_s": total_s,
         "interventions": sum(r.intervened for r in results),
+        "presses": sum(r.presses for r in results),
     }
