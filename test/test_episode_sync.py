@@ -112,16 +112,18 @@ def test_demo_progress_splits_base_and_practice():
     p.on_stats(LearnerStats(updates=250, transitions=100, names=["q_mean", "utd_achieved"], values=[0.5, 2.5]))
     assert "updates 250 (UTD 2.5) | transitions 100" in p.line(5.0)
     p.start_evaluation()  # after episode 3: exploration off
-    for t in (20.0, 30.0):
-        for e in (m.start(t), m.handover(t + 1), m.mark(True, t + 4)):
+    from rlt_ros.core.interfaces import EventSource
+    for t, marks in ((20.0, EventSource.DETECTOR), (30.0, EventSource.HUMAN)):  # learned marks, then a person's
+        for e in (m.start(t), m.handover(t + 1, EventSource.DETECTOR), m.mark(True, t + 4, marks)):
             p.on_event(e)
-    assert "| base VLA (before the actor's first weights) | 1 | 100% | 100% | 2.00 |" in summary(p, 10, 8.0)
+    assert "| base VLA (before the actor's first weights) | 1 | 100% | 100% | 2.00 | 2.00 |" in summary(p, 10, 8.0)
     table = summary(p, 10, 2.5)  # the evaluation's 3 s insertions miss a 2.5 s budget
-    assert "| policy | episodes | success | inserted within 2.5 s | median critical phase [s] |" in table
-    assert "| base VLA (before the actor's first weights) | 1 | 100% | 100% | 2.00 |" in table
-    assert "| RLT practice, episodes 2-3 (exploring) | 2 | 0% | 0% | - |" in table
-    assert "| RLT after practice, no exploration noise | 2 | 100% | 0% | 3.00 |" in table
-    assert "| all episodes | 5 | 60% | 20% | 3.00 |" in table
+    assert ("| policy | episodes | success | inserted within 2.5 s | median critical phase [s] | presses per episode |"
+            in table)
+    assert "| base VLA (before the actor's first weights) | 1 | 100% | 100% | 2.00 | 2.00 |" in table
+    assert "| RLT practice, episodes 2-3 (exploring) | 2 | 0% | 0% | - | 2.00 |" in table
+    assert "| RLT after practice, no exploration noise | 2 | 100% | 0% | 3.00 | 0.50 |" in table
+    assert "| all episodes | 5 | 60% | 20% | 3.00 | 1.40 |" in table
 
 
 def test_demo_summary_blocks_fold_a_short_tail():

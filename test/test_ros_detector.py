@@ -6,6 +6,8 @@ in operator mode with a clear error."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ros_harness import wait_for
@@ -152,3 +154,44 @@ def test_an_overrule_rewrites_the_stored_reward_and_loses_no_transition(processe
                         directory=out / "replay").arrays()
     assert sorted(zip(data["episode_id"].tolist(), data["index"].tolist())) == sorted(keys)  # none lost, none twice
     assert np.all(data["done"] == 1) and np.all(data["rewards"].sum(axis=1) == 0.0)  # the operator's failure
+
+
+def test_the_simulated_operator_only_corrects_the_learned_marks(processes, ros_node, tmp_path):
+    """sim_operator with operator.learned_marks beside the reward node's detector in auto: a right verdict
+    costs no press; a success verdict on a plug that is not in is overruled (failure, HUMAN); a seated plug the
+    detector stays silent on gets the operator's success after its grace; with no switch it hands over itself,
+    operator.late_s into the critical phase."""
+    from std_msgs.msg import Bool
+
+    from rlt_ros.core.checkpoints import token_identity
+    from rlt_ros.core.interfaces import EventSource, EventType
+    from rlt_ros.ros import qos
+
+    make_detector(tmp_path / "detector", token_identity())
+    reward = start_reward(processes, tmp_path, tmp_path / "detector", grace_s=1.5)
+    operator = start_node(processes, tmp_path, "sim_operator", **{
+        "operator.learned_marks": True, "operator.critical_timeout_s": 0.0, "operator.late_s": 0.3,
+        "operator.grace_s": 1.0, "operator.reaction_delay_s": 0.05})
+    g = Graph(ros_node)
+    critical = ros_node.create_publisher(Bool, "/sim_arm/in_critical_phase", qos.STREAM)
+    seated = ros_node.create_publisher(Bool, "/sim_arm/success", qos.LATCHED)
+    logs = lambda: processes.log(reward) + processes.log(operator)  # noqa: E731
+
+    def episode(plug_in: bool, depth: float, number: int):
+        wait_for(lambda: len(g.of(EventType.START)) >= number, 60, ros_node.spin_once, f"episode {number}\n" + logs())
+        eid = g.of(EventType.START)[number - 1].episode_id
+        seated.publish(Bool(data=False))
+        flagged = time.monotonic()
+        wait_for(lambda: g.of(EventType.HANDOVER, eid), 10,
+                 lambda: (critical.publish(Bool(data=True)), g.publish(0.0)), "the operator's handover\n" + logs())
+        assert time.monotonic() - flagged >= 0.3 - 0.05  # it waited operator.late_s for a switch
+        seated.publish(Bool(data=plug_in))
+        wait_for(lambda: g.of(EventType.RESET, eid), 20, lambda: g.publish(depth), f"episode {number}'s end\n" + logs())
+        return [(e.type, e.source) for e in g.events if e.episode_id == eid and (e.type.terminal or e.type == EventType.HANDOVER)]
+
+    human, detector = EventSource.HUMAN, EventSource.DETECTOR
+    assert episode(True, SEATED, 1) == [(EventType.HANDOVER, human), (EventType.SUCCESS, detector)]
+    assert episode(False, SEATED, 2) == [(EventType.HANDOVER, human), (EventType.SUCCESS, detector),
+                                         (EventType.FAILURE, human)]  # the overrule
+    no_verdict = 0.82  # p(success) ~0.4
+    assert episode(True, no_verdict, 3) == [(EventType.HANDOVER, human), (EventType.SUCCESS, human)]

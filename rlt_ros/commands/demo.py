@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from rlt_ros.core.episode import EpisodeRecord, EpisodeStats, PhaseTracker
-from rlt_ros.core.interfaces import EventType
+from rlt_ros.core.interfaces import EventSource, EventType
 from rlt_ros.graph import KIND_OVERRIDES
 
 
@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where each episode starts: just above the socket (the demo graph's default) or at home, "
                              "the full task (the VLA's approach first; longer episodes)")
     parser.add_argument("--block", type=int, default=10, help="episodes per practice row of the summary (default 10)")
+    parser.add_argument("--switch", default=None, metavar="DIR",
+                        help="hand over with this learned switch (`rlt train-switch --out`: episode.handover auto); "
+                             "the simulated operator presses only when it is late")
+    parser.add_argument("--detector", default=None, metavar="DIR",
+                        help="mark outcomes with this learned success detector (`rlt train-detector --out`: "
+                             "reward.detector auto); the simulated operator presses only to correct it")
 
 
 class Progress:
@@ -75,6 +81,7 @@ class Progress:
         self.first_weights_at_episode: int | None = None
         self.eval_after_episode: int | None = None  # episodes with a larger id are the noise-free evaluation
         self.base: list[EpisodeRecord] = []
+        self.presses: dict[int, int] = {}  # episode id -> the operator's handover and outcome presses
         self.out = out
         self.tty = out.isatty()
         self._lock = threading.Lock()
@@ -84,6 +91,8 @@ class Progress:
         with self._lock:
             if self.tracker.apply(event) and event.type == EventType.START:
                 self.episode += 1
+            if event.source == EventSource.HUMAN and (event.type == EventType.HANDOVER or event.type.terminal):
+                self.presses[event.episode_id] = self.presses.get(event.episode_id, 0) + 1
             record = self.stats.apply(event)
             if record is not None and self.first_weights_at_episode is None:
                 self.base.append(record)
@@ -146,19 +155,22 @@ def blocks(records: list, size: int) -> list[list]:
 
 
 def summary(progress: Progress, block: int, budget_s: float) -> str:
-    """The table: success, successes within ``budget_s`` of the handover, median critical phase of successes."""
+    """The table: success, successes within ``budget_s`` of the handover, median critical phase of successes,
+    and the operator's presses (handover and outcome) per episode."""
     def row(name, records):
         if not records:
-            return f"| {name} | 0 | - | - | - |"
+            return f"| {name} | 0 | - | - | - | - |"
         crit = [r.critical_s for r in records if r.success and r.critical_s is not None]
         rate = 100 * sum(r.success for r in records) / len(records)
         in_budget = 100 * sum(c <= budget_s for c in crit) / len(records)
         med = f"{statistics.median(crit):.2f}" if crit else "-"
-        return f"| {name} | {len(records)} | {rate:.0f}% | {in_budget:.0f}% | {med} |"
+        presses = sum(progress.presses.get(r.episode_id, 0) for r in records) / len(records)
+        return f"| {name} | {len(records)} | {rate:.0f}% | {in_budget:.0f}% | {med} | {presses:.2f} |"
 
     base, practice, evaluation = progress.split()
-    lines = [f"| policy | episodes | success | inserted within {budget_s:g} s | median critical phase [s] |",
-             "|---|---|---|---|---|",
+    lines = [f"| policy | episodes | success | inserted within {budget_s:g} s | median critical phase [s] "
+             "| presses per episode |",
+             "|---|---|---|---|---|---|",
              row("base VLA (before the actor's first weights)", base)]
     first = len(base) + 1  # the demo's own episode count (the reward node's ids are large)
     for part in blocks(practice, block):
@@ -220,6 +232,17 @@ def graph_overrides(args: argparse.Namespace, out: Path) -> dict[str, dict]:
         overrides["sim_operator"] = {"operator.critical_timeout_s": float(args.critical_timeout)}
     if args.realtime_factor is not None:
         overrides["sim_arm"]["driver.realtime_factor"] = float(args.realtime_factor)
+    if args.switch or args.detector:  # the learned marks: the operator only corrects them
+        overrides.setdefault("sim_operator", {})["operator.learned_marks"] = True
+        reward = overrides.setdefault("reward", {})
+        if args.switch:
+            reward.update({"episode.handover": "auto", "episode.switch": str(Path(args.switch).resolve())})
+        if args.detector:
+            patience = overrides["sim_operator"].get(
+                "operator.critical_timeout_s", KIND_OVERRIDES["demo"]["sim_operator"]["operator.critical_timeout_s"])
+            reward.update({"reward.detector": "auto", "reward.detector_path": str(Path(args.detector).resolve())})
+            if patience:  # its failure verdict comes before the operator's patience runs out
+                reward["reward.detector_failure_after_s"] = max(0.5, patience - 0.5)
     return overrides
 
 

@@ -8,6 +8,13 @@ cycle time it holds the insertion to) it presses "failure" (/rlt/mark_failure), 
 human-like reaction delay. A failure press is terminal for the learner (reward 0, no bootstrap); an
 episode nobody marks ends at the reward node's timeout, a truncation. It reads only simulator ground
 truth, never the learner.
+
+With ``operator.learned_marks`` the reward node's learned switch and detector mark (``episode.handover:
+auto``, ``reward.detector: auto``) and the operator watches, pressing only to correct them, as in-process
+practice's ``LearnedMarks``: "start RL" when the switch has not handed over ``operator.late_s`` into the
+critical phase; the other outcome when a detector verdict contradicts the simulator (an overrule, within the
+reward node's grace period); "success" when no verdict followed a seated plug within ``operator.grace_s``;
+"failure" at its patience as before.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from rlt_ros.core.episode import PhaseTracker
-from rlt_ros.core.interfaces import EventType, Phase
+from rlt_ros.core.interfaces import EventSource, EventType, Phase
 from rlt_ros.msg import EpisodeEvent
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import MessageError, event_from_msg
@@ -32,10 +39,13 @@ class OperatorConfig:
     reaction_delay_s: float = 0.1  # delay between seeing something and pressing the button [s]
     handover: bool = True  # hand over to the RL actor at the critical phase (false: the VLA does it all)
     critical_timeout_s: float = 0.0  # press failure when the critical phase lasts longer [s] (0 = never: the reward node's timeout ends it)
+    learned_marks: bool = False  # the reward node's learned switch and detector mark; press only to correct them
+    late_s: float = 0.2  # learned marks: press "start RL" when the switch has not handed over this long into the critical phase [s]
+    grace_s: float = 2.0  # learned marks: press "success" when no verdict followed a seated plug within this [s]
 
     def __post_init__(self):
-        if self.reaction_delay_s < 0 or self.critical_timeout_s < 0:
-            raise ValueError("operator.reaction_delay_s and operator.critical_timeout_s must be >= 0")
+        if min(self.reaction_delay_s, self.critical_timeout_s, self.late_s, self.grace_s) < 0:
+            raise ValueError("operator.reaction_delay_s, critical_timeout_s, late_s and grace_s must be >= 0")
 
 
 class SimOperatorNode(RltNode):
@@ -48,6 +58,8 @@ class SimOperatorNode(RltNode):
         self.tracker = PhaseTracker()
         self._pending: set[str] = set()
         self._handover_at: float | None = None  # stamp of the running episode's handover [s, ROS time]
+        self._seated = False  # the simulator's latest ground-truth success
+        self._verdict: tuple[int, EventType] | None = None  # (episode, outcome) of the detector's latest verdict
         self.buttons = {name: self.create_client(Trigger, f"/rlt/{name}")
                         for name in ("start_rl", "mark_success", "mark_failure")}
         self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
@@ -67,6 +79,10 @@ class SimOperatorNode(RltNode):
                 self._handover_at = event.stamp
             elif event.type in (EventType.START, EventType.RESET) or event.type.terminal:
                 self._handover_at = None
+            if event.type.terminal and event.source == EventSource.DETECTOR:
+                self._verdict = (event.episode_id, event.type)
+                if (event.type == EventType.SUCCESS) != self._seated:  # the simulator says otherwise: overrule
+                    self._press("mark_success" if self._seated else "mark_failure", key=f"overrule:{event.episode_id}")
 
     def _check_patience(self):
         """Press failure once the critical phase has lasted longer than the operator waits."""
@@ -77,15 +93,25 @@ class SimOperatorNode(RltNode):
 
     def _on_critical(self, msg: Bool):
         if msg.data and self.operator_config.handover and self.tracker.phase == Phase.VLA:
-            self._press("start_rl")
+            if self.operator_config.learned_marks:  # unless the switch hands over first
+                self._press("start_rl", self.operator_config.late_s, unless=lambda: self.tracker.phase != Phase.VLA)
+            else:
+                self._press("start_rl")
 
     def _on_success(self, msg: Bool):
+        self._seated = bool(msg.data)
         if msg.data and self.tracker.phase in (Phase.VLA, Phase.RL, Phase.INTERVENTION):
-            self._press("mark_success")
+            if self.operator_config.learned_marks:  # unless the detector marks it first (a wrong verdict is overruled)
+                episode = self.tracker.episode_id
+                self._press("mark_success", self.operator_config.grace_s, unless=lambda: self._verdict is not None
+                            and self._verdict[0] == episode)
+            else:
+                self._press("mark_success")
 
-    def _press(self, button: str):
-        """Call /rlt/<button> once per episode and phase, after the reaction delay."""
-        key = f"{button}:{self.tracker.episode_id}"
+    def _press(self, button: str, delay: float | None = None, unless=None, key: str | None = None):
+        """Call /rlt/<button> once per ``key`` (default: per episode and button), after ``delay`` (default:
+        the reaction delay), unless ``unless()`` is true by then."""
+        key = key or f"{button}:{self.tracker.episode_id}"
         if key in self._pending or not self.buttons[button].service_is_ready():
             return
         self._pending.add(key)
@@ -93,10 +119,13 @@ class SimOperatorNode(RltNode):
 
         def fire():
             self.destroy_timer(timer)  # one-shot: a cancelled timer would stay in the executor's wait set
+            if unless is not None and unless():
+                return
             future = self.buttons[button].call_async(Trigger.Request())
             future.add_done_callback(lambda f: self._answered(button, f))
 
-        timer = self.create_timer(max(self.operator_config.reaction_delay_s, 1e-3), fire)
+        delay = self.operator_config.reaction_delay_s if delay is None else delay
+        timer = self.create_timer(max(delay, 1e-3), fire)
 
     def _answered(self, button, future):
         result = future.result()
