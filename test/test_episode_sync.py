@@ -123,7 +123,11 @@ def test_demo_progress_splits_base_and_practice():
     assert "| base VLA (before the actor's first weights) | 1 | 100% | 100% | 2.00 | 2.00 |" in table
     assert "| RLT practice, episodes 2-3 (exploring) | 2 | 0% | 0% | - | 2.00 |" in table
     assert "| RLT after practice, no exploration noise | 2 | 100% | 0% | 3.00 | 0.50 |" in table
-    assert "| all episodes | 5 | 60% | 20% | 3.00 | 1.40 |" in table
+    assert "| all episodes | 5 | 60% | 20% | 3.00 | 1.40 |" in table and "switch and detector" not in table
+    p.on_stats(LearnerStats(updates=900, transitions=300, names=["detector_accuracy", "marks_version", "utd_achieved"],
+                            values=[0.97, 2.0, 5.0]))
+    assert ("The learner's switch and detector (version 2) on their held-out episodes: detector_accuracy 0.97"
+            in summary(p, 10, 2.5))
 
 
 def test_demo_summary_blocks_fold_a_short_tail():

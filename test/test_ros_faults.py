@@ -67,10 +67,10 @@ def test_latest_input_is_read_by_its_owner_only_newest_first(ros_domain):
         rclpy.shutdown(context=context)
 
 
-def start_learner(processes, ros_node, tmp_path):
-    """A learner node of the train graph writing to tmp_path/learner (no training: warm-up never ends), and the
-    test's publishers of /rlt/events and /rlt/transitions once it hears them: (process, RLTConfig, output
-    folder, events publisher, transitions publisher, stats list)."""
+def start_learner(processes, ros_node, tmp_path, **extra):
+    """A learner node of the train graph writing to tmp_path/learner (no training: warm-up never ends; ``extra``
+    parameters besides), and the test's publishers of /rlt/events and /rlt/transitions once it hears them:
+    (process, RLTConfig, output folder, events publisher, transitions publisher, stats list)."""
     import yaml
 
     from rlt_ros import graph as graph_mod
@@ -79,7 +79,7 @@ def start_learner(processes, ros_node, tmp_path):
     from rlt_ros.ros import qos
 
     out = tmp_path / "learner"
-    overrides = {"use_sim_time": False, "learner.output_dir": str(out), "rlt.warmup_transitions": 100_000}
+    overrides = {"use_sim_time": False, "learner.output_dir": str(out), "rlt.warmup_transitions": 100_000, **extra}
     spec = next(s for s in graph_mod.graph("train", "sim", {"learner": overrides}) if s.name == "learner")
     learner = processes.start_module("learner", spec.module,
                                      *graph_mod.ros_args(spec, graph_mod.write_overrides(spec, tmp_path)))

@@ -62,11 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the full task (the VLA's approach first; longer episodes)")
     parser.add_argument("--block", type=int, default=10, help="episodes per practice row of the summary (default 10)")
     parser.add_argument("--switch", default=None, metavar="DIR",
-                        help="hand over with this learned switch (`rlt train-switch --out`: episode.handover auto); "
-                             "the simulated operator presses only when it is late")
+                        help="hand over with this learned switch (`rlt train-switch --out`: episode.handover auto; "
+                             "'learner': the versions the learner retrains, see --marks-every); the simulated "
+                             "operator presses only when it is late")
     parser.add_argument("--detector", default=None, metavar="DIR",
                         help="mark outcomes with this learned success detector (`rlt train-detector --out`: "
-                             "reward.detector auto); the simulated operator presses only to correct it")
+                             "reward.detector auto; 'learner': as for --switch); the simulated operator presses only "
+                             "to correct it")
+    parser.add_argument("--marks-every", type=int, default=0, metavar="N",
+                        help="the learner retrains the switch and the detector after every N episodes the operator "
+                             "marked (learner.marks_every; 0 = never)")
 
 
 class Progress:
@@ -78,6 +83,7 @@ class Progress:
         self.episode = 0  # episodes started since the demo began (the reward node's ids are large: see first_episode_id)
         self.updates = self.transitions = 0
         self.utd = 0.0  # critic updates per transition achieved by the learner
+        self.marks: dict[str, float] = {}  # the learner's retrained switch and detector: held-out metrics
         self.first_weights_at_episode: int | None = None
         self.eval_after_episode: int | None = None  # episodes with a larger id are the noise-free evaluation
         self.base: list[EpisodeRecord] = []
@@ -117,7 +123,9 @@ class Progress:
     def on_stats(self, msg) -> None:
         with self._lock:
             self.updates, self.transitions = msg.updates, msg.transitions
-            self.utd = dict(zip(msg.names, msg.values)).get("utd_achieved", 0.0)
+            values = dict(zip(msg.names, msg.values))
+            self.utd = values.get("utd_achieved", 0.0)
+            self.marks = {k: v for k, v in values.items() if k.startswith(("switch_", "detector_", "marks_"))}
 
     def on_weights(self, msg) -> None:
         with self._lock:
@@ -179,6 +187,10 @@ def summary(progress: Progress, block: int, budget_s: float) -> str:
     if progress.eval_after_episode is not None:
         lines.append(row("RLT after practice, no exploration noise", evaluation))
     lines.append(row("all episodes", progress.stats.history))
+    if progress.marks:  # the learner retrains the switch and the detector (learner.marks_every)
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(progress.marks.items()) if k != "marks_version")
+        lines.append(f"\nThe learner's switch and detector (version {progress.marks.get('marks_version', 0):g}) on "
+                     f"their held-out episodes: {shown}")
     return "\n".join(lines)
 
 
@@ -232,15 +244,18 @@ def graph_overrides(args: argparse.Namespace, out: Path) -> dict[str, dict]:
         overrides["sim_operator"] = {"operator.critical_timeout_s": float(args.critical_timeout)}
     if args.realtime_factor is not None:
         overrides["sim_arm"]["driver.realtime_factor"] = float(args.realtime_factor)
+    if args.marks_every:
+        overrides["learner"]["learner.marks_every"] = int(args.marks_every)
     if args.switch or args.detector:  # the learned marks: the operator only corrects them
         overrides.setdefault("sim_operator", {})["operator.learned_marks"] = True
         reward = overrides.setdefault("reward", {})
+        where = lambda arg: arg if arg == "learner" else str(Path(arg).resolve())  # noqa: E731
         if args.switch:
-            reward.update({"episode.handover": "auto", "episode.switch": str(Path(args.switch).resolve())})
+            reward.update({"episode.handover": "auto", "episode.switch": where(args.switch)})
         if args.detector:
             patience = overrides["sim_operator"].get(
                 "operator.critical_timeout_s", KIND_OVERRIDES["demo"]["sim_operator"]["operator.critical_timeout_s"])
-            reward.update({"reward.detector": "auto", "reward.detector_path": str(Path(args.detector).resolve())})
+            reward.update({"reward.detector": "auto", "reward.detector_path": where(args.detector)})
             if patience:  # its failure verdict comes before the operator's patience runs out
                 reward["reward.detector_failure_after_s"] = max(0.5, patience - 0.5)
     return overrides

@@ -29,7 +29,7 @@ class EpisodeConfig:
     critical_timeout_s: float = 15.0  # a critical phase longer than this ends as TIMEOUT [s] (0 = never)
     stats_window: int = 20  # episodes in the moving success rate / critical-phase statistics
     handover: str = "operator"  # who starts the critical phase: operator (/rlt/start_rl) | auto (the learned switch of episode.switch; the operator's button still works)
-    switch: str = ""  # handover-switch folder (rlt train-switch --out), read with handover auto
+    switch: str = ""  # handover-switch folder (rlt train-switch --out), read with handover auto; "learner": the versions learner_node retrains (learner.marks_every)
     switch_token: str = ""  # the RL-token folder the vla node runs (its vla.token_checkpoint; '' = the shipped one): a switch trained on another token is refused
 
     def __post_init__(self):

@@ -13,11 +13,17 @@ Every transition it is done with (stored and flushed, already held, or refused f
 /rlt/transitions_ack, so actor_node's outbox (core.rlt.outbox) sends again only what this node never got:
 a kill at any moment, or the start-up, loses none and a resend duplicates none (the replay drops repeats).
 ``learner.device`` (auto|cpu|cuda[:N]) chooses where it trains; a missing GPU is an error at start-up.
+With ``learner.marks_every`` it also records /rlt/token and /rlt/events into <output_dir>/marks and retrains
+the handover switch and the success detector from the operator's presses after every that many marked
+episodes (core.rlt.marks_training, in a worker thread), exports each new version on /rlt/switch_weights and
+/rlt/detector_weights (which reward_node follows with episode.switch / reward.detector_path "learner"), and
+adds their held-out metrics to /rlt/learner_stats (switch_on_time, detector_accuracy, ...).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +32,9 @@ from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import DEVICE_CHOICES, Learner, RLTAlgorithm, resolve_device
 from rlt_ros.core.rlt.outcomes import OutcomeGate
 from rlt_ros.core.rlt.replay import ReplayBuffer, ReplayError
-from rlt_ros.msg import ActorWeights, EpisodeEvent, LearnerStats, Transition, TransitionAck
+from rlt_ros.msg import ActorWeights, ClassifierWeights, EpisodeEvent, LearnerStats, RLToken, Transition, TransitionAck
 from rlt_ros.ros import qos
-from rlt_ros.ros.conversions import MessageError, event_from_msg, header, transition_from_msg
+from rlt_ros.ros.conversions import MessageError, event_from_msg, header, token_from_msg, transition_from_msg
 from rlt_ros.ros.node_base import RltNode, run
 from rlt_ros.core.arm import ArmConfig
 
@@ -43,6 +49,7 @@ class LearnerNodeConfig:
     device: str = "auto"  # where the networks train and batches are sampled: auto (a GPU when there is one, else the CPU), cpu, cuda or cuda:N
     stats_every: int = 50  # critic updates between statistics read back from the device (each read-back waits for it)
     cuda_graph: bool = False  # on a CUDA device, replay the update as CUDA graphs (much faster; ignored on the CPU)
+    marks_every: int = 0  # retrain the handover switch and success detector after this many operator-marked episodes, from /rlt/token and /rlt/events recorded in <output_dir>/marks (0 = off; the RL token is episode.switch_token's)
 
     def __post_init__(self):
         if self.checkpoint_every < 1 or self.publish_hz <= 0 or self.sync_every < 1 or self.num_threads < 0:
@@ -51,6 +58,8 @@ class LearnerNodeConfig:
             raise ValueError(f"learner.device must be one of {DEVICE_CHOICES}, got {self.device!r}")
         if self.stats_every < 1:
             raise ValueError(f"learner.stats_every must be >= 1, got {self.stats_every}")
+        if self.marks_every < 0:
+            raise ValueError(f"learner.marks_every must be >= 0 (0 = off), got {self.marks_every}")
 
 
 class LearnerNode(RltNode):
@@ -94,6 +103,9 @@ class LearnerNode(RltNode):
         self.create_subscription(Transition, "/rlt/transitions", self._on_transition, qos.TRANSITIONS)
         self.create_subscription(EpisodeEvent, "/rlt/events", self._on_event, qos.EVENTS)
         self.create_timer(1.0 / cfg.publish_hz, self._publish)
+        self.marks = None
+        if cfg.marks_every:
+            self._start_marks(out / "marks", cfg.marks_every)
         self.learner.start()
         self.get_logger().info(f"replay {out / 'replay'}: {len(self.replay)} transitions; "
                                + (f"resumed at {self.learner.algorithm.num_updates} updates" if resumed
@@ -124,6 +136,56 @@ class LearnerNode(RltNode):
             return self.get_logger().warning(f"rejected event: {err}")
         self.episodes.apply(event)
         self._store(self.outcomes.on_event(event))
+        if self.marks is not None and self.marks.write_event(event) and self._marks_job is None:
+            self.marks.roll()  # the bag is complete: retrain on every closed bag
+            self._marks_job = threading.Thread(target=self._retrain_marks, name="marks", daemon=True)
+            self._marks_job.start()
+
+    # ---- the learned switch and detector ---------------------------------------------------------
+    def _start_marks(self, directory: Path, every: int) -> None:
+        from rlt_ros.core.checkpoints import token_identity
+        from rlt_ros.core.rlt.marks_training import MarksTrainer
+
+        self.marks = MarksTrainer(directory, token_identity(self.episode_config.switch_token or None), every)
+        self.marks_stats: dict[str, float] = {}
+        self._marks_job: threading.Thread | None = None
+        self._marks_done = None  # the finished retraining's MarksUpdate, published by the timer
+        self.marks_pubs = {"switch": self.create_publisher(ClassifierWeights, "/rlt/switch_weights", qos.LATCHED),
+                           "detector": self.create_publisher(ClassifierWeights, "/rlt/detector_weights", qos.LATCHED)}
+        self.create_subscription(RLToken, "/rlt/token", self._on_token, qos.STREAM)
+        self.get_logger().info(f"recording /rlt/token and /rlt/events in {directory}; the switch and the detector "
+                               f"retrain after every {every} marked episodes (version {self.marks.version} so far)")
+
+    def _on_token(self, msg):
+        rlt = self.rlt_config
+        try:
+            packet = token_from_msg(msg, token_dim=rlt.token_dim, proprio_dim=rlt.proprio_dim)
+        except MessageError as err:
+            self.rejected += 1
+            return self.get_logger().warning(f"rejected token: {err}", throttle_duration_sec=5.0)
+        self.marks.write_token(packet)
+
+    def _retrain_marks(self) -> None:
+        """The worker thread: one retraining; the timer publishes what it made."""
+        try:
+            self._marks_done = self.marks.train()
+        except Exception as err:  # a broken bag must not stop the learner: say so and go on without this version
+            self.get_logger().error(f"retraining the switch and the detector failed: {type(err).__name__}: {err}")
+            self._marks_job = None
+
+    def _publish_marks(self) -> None:
+        update, self._marks_done = self._marks_done, None
+        self._marks_job = None
+        for kind, error in update.errors.items():
+            self.get_logger().warning(f"the {kind} was not retrained: {error}")
+        for kind, model in update.models.items():
+            meta, weights = model.to_bytes()
+            self.marks_pubs[kind].publish(ClassifierWeights(header=header(self.now()), version=update.version,
+                                                            meta_json=meta, safetensors=weights))
+        if update.models:
+            self.marks_stats = update.metrics
+            shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(update.metrics.items()))
+            self.get_logger().info(f"switch and detector version {update.version} ({', '.join(update.models)}): {shown}")
 
     def _store(self, rows):
         """Rows the outcome gate let through (end rows relabelled per the episode's outcome) into the replay."""
@@ -142,6 +204,8 @@ class LearnerNode(RltNode):
 
     def _publish(self):
         self.learner.check()
+        if self.marks is not None and self._marks_done is not None:
+            self._publish_marks()
         if self._acks:
             episodes, indices = zip(*self._acks)
             self.ack_pub.publish(TransitionAck(header=header(self.now()), episode_ids=list(episodes),
@@ -153,7 +217,7 @@ class LearnerNode(RltNode):
             self.weights_pub.publish(ActorWeights(header=header(self.now()), version=version,
                                                   config_json=config_json, safetensors=weights))
         s = {**self.learner.stats, **self.learner.progress(), **self.outcomes.counters,
-             "duplicate_transitions": self.duplicates}
+             "duplicate_transitions": self.duplicates, **(self.marks_stats if self.marks is not None else {})}
         skipped = int(s.get("skipped_steps", 0))
         if skipped > self.skipped_logged:
             self.get_logger().warning(f"{skipped - self.skipped_logged} optimiser step(s) skipped (NaN/inf): "
@@ -174,6 +238,10 @@ class LearnerNode(RltNode):
             names=sorted(s), values=[float(s[k]) for k in sorted(s)]))
 
     def close(self):
+        if self.marks is not None:
+            if self._marks_job is not None:
+                self._marks_job.join(timeout=60.0)
+            self.marks.close()  # the open bag closes: its labels count at the next start
         self.learner.stop()
         self.learner.save()
         self.replay.close()

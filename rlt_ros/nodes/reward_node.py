@@ -36,7 +36,7 @@ from std_srvs.srv import SetBool, Trigger
 from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager, first_episode_id
 from rlt_ros.core.interfaces import EventSource, Phase, TokenPacket
 from rlt_ros.core.validation import MAX_NOTE
-from rlt_ros.msg import EpisodeEvent, RLToken
+from rlt_ros.msg import ClassifierWeights, EpisodeEvent, RLToken
 from rlt_ros.ros import qos
 from rlt_ros.ros.conversions import MessageError, event_to_msg, token_from_msg
 from rlt_ros.ros.node_base import RltNode, run
@@ -45,12 +45,13 @@ from rlt_ros.srv import MarkEpisode
 
 DETECTORS = ("none", "topic", "suggest", "auto")
 LEARNED = ("suggest", "auto")  # the modes of the learned detector (reward.detector_path)
+LEARNER = "learner"  # episode.switch / reward.detector_path: follow the versions learner_node retrains (learner.marks_every)
 
 
 @dataclass
 class RewardConfig:
     detector: str = "none"  # automatic success detector: none (the operator marks) | topic (std_msgs/Bool on arm.success_topic) | suggest (the learned detector proposes, the operator confirms) | auto (it marks; the operator may overrule)
-    detector_path: str = ""  # learned success-detector folder (rlt train-detector --out), read with detector suggest | auto
+    detector_path: str = ""  # learned success-detector folder (rlt train-detector --out), read with detector suggest | auto; "learner": the versions learner_node retrains (learner.marks_every)
     detector_token: str = ""  # the RL-token folder the graph runs, whose sha256 the detector must match ("" = the shipped one)
     detector_grace_s: float = 2.0  # detector auto: the operator's mark within this after the detector's replaces it; the reset waits for it [s]
     detector_failure_after_s: float = 10.0  # learned detector: a failure verdict only once the critical phase lasted this long [s]
@@ -95,22 +96,34 @@ class RewardNode(RltNode):
             if not arm.success_topic:
                 raise ValueError("reward.detector is 'topic' but arm.success_topic is empty")
             self.create_subscription(Bool, arm.success_topic, self._on_detector, qos.STREAM)
-        self.switch = self._load_switch() if self.episode_config.handover == "auto" else None
+        auto = self.episode_config.handover == "auto"
+        learned = self.reward_config.detector in LEARNED
+        follows = {"switch": auto and self.episode_config.switch == LEARNER,
+                   "detector": learned and self.reward_config.detector_path == LEARNER}
+        self.switch = self._load_switch() if auto and not follows["switch"] else None
         if self.switch is not None:
             self.gate = self.switch.gate()
-        self.detector = self._load_detector() if self.reward_config.detector in LEARNED else None
-        if self.detector is not None:
+        self.detector = self._load_detector() if learned and not follows["detector"] else None
+        if follows["switch"]:  # operator mode until the learner's first version arrives
+            self.create_subscription(ClassifierWeights, "/rlt/switch_weights", self._on_switch_weights, qos.LATCHED)
+        if follows["detector"]:
+            self.create_subscription(ClassifierWeights, "/rlt/detector_weights", self._on_detector_weights, qos.LATCHED)
+        if self.detector is not None or follows["detector"]:
             self.suggestions = self.create_publisher(String, "/rlt/detector_suggestion", qos.EVENTS)
-        if self.switch is not None or self.detector is not None:
+        if self.switch is not None or self.detector is not None or any(follows.values()):
             self.create_subscription(RLToken, "/rlt/token", self._on_token, qos.STREAM)
         self.create_timer(1.0 / self.reward_config.tick_hz, self._tick)
         if self.reward_config.keyboard:
             threading.Thread(target=self._keyboard, daemon=True).start()
         self._start_timer = self.create_timer(1.0, self._first_start) if self.reward_config.auto_start else None
-        detector = self.reward_config.detector
-        detector = detector if detector not in LEARNED or self.detector is not None else "off (failed to load)"
-        self.get_logger().info(f"ready: arm {arm.name}, detector {detector}, "
-                               f"handover {'auto' if self.switch is not None else 'operator'}, "
+        detector, handover = self.reward_config.detector, "auto" if self.switch is not None else "operator"
+        if follows["detector"]:
+            detector += " (the learner's versions; the operator marks until the first arrives)"
+        elif learned and self.detector is None:
+            detector = "off (failed to load)"
+        if follows["switch"]:
+            handover = "auto (the learner's versions; the operator hands over until the first arrives)"
+        self.get_logger().info(f"ready: arm {arm.name}, detector {detector}, handover {handover}, "
                                f"timeout {self.episode_config.timeout_s} s")
 
     # --- requests ---------------------------------------------------------------------------------
@@ -198,6 +211,42 @@ class RewardNode(RltNode):
                                f"{detector.cfg.threshold}, {detector.cfg.consecutive} ticks in a row, failure after "
                                f"{cfg.detector_failure_after_s} s of critical phase, grace {cfg.detector_grace_s} s")
         return DetectorRunner(detector, cfg.detector_failure_after_s)
+
+    def _on_switch_weights(self, msg: ClassifierWeights):
+        """A new version of the switch from learner_node (episode.switch: learner)."""
+        from rlt_ros.core.checkpoints import token_identity
+        from rlt_ros.core.rlt.switch import HandoverSwitch, SwitchError
+
+        try:
+            switch = HandoverSwitch.from_bytes(msg.meta_json, bytes(msg.safetensors),
+                                               token_identity(self.episode_config.switch_token or None),
+                                               f"/rlt/switch_weights version {msg.version}")
+        except SwitchError as err:
+            self.rejected += 1
+            return self.get_logger().error(f"{err}; keeping the switch in use")
+        with self._lock:
+            self.switch, self.gate = switch, switch.gate()
+        self.get_logger().info(f"handover switch version {msg.version} from the learner: "
+                               f"{_held_out(switch.report, 'on_time', 'outside_critical')}")
+
+    def _on_detector_weights(self, msg: ClassifierWeights):
+        """A new version of the success detector from learner_node (reward.detector_path: learner); the running
+        episode keeps its verdict (at most one per episode)."""
+        from rlt_ros.core.checkpoints import token_identity
+        from rlt_ros.core.rlt.detector import DetectorError, DetectorRunner, SuccessDetector
+
+        try:
+            detector = SuccessDetector.from_bytes(msg.meta_json, bytes(msg.safetensors),
+                                                  token_identity(self.reward_config.detector_token or None),
+                                                  f"/rlt/detector_weights version {msg.version}")
+        except DetectorError as err:
+            self.rejected += 1
+            return self.get_logger().error(f"{err}; keeping the detector in use")
+        with self._lock:
+            self.detector = (DetectorRunner(detector, self.reward_config.detector_failure_after_s)
+                             if self.detector is None else self.detector.with_model(detector))
+        self.get_logger().info(f"success detector version {msg.version} from the learner "
+                               f"({self.reward_config.detector}): {_held_out(detector.report, 'accuracy', 'false_success')}")
 
     def _on_token(self, msg: RLToken):
         """One tick of the switch (VLA phase: its gate hands over once per episode) and of the learned detector
@@ -319,6 +368,13 @@ class RewardNode(RltNode):
                         action(*args)
                     except EpisodeError as err:
                         self.get_logger().warning(f"rejected: {err}")
+
+
+def _held_out(report: dict, *names: str) -> str:
+    test = report.get("test")
+    if not test:
+        return "no held-out episodes yet"
+    return ", ".join(f"{n} {test[n]:.2f}" for n in names if test.get(n) is not None) + f" on {test['episodes']} held-out episodes"
 
 
 def main(args=None):

@@ -85,6 +85,14 @@ class DetectorRunner:
         self.ticks: deque = deque(maxlen=detector.cfg.window)
         self.decided = False
 
+    def with_model(self, detector: SuccessDetector) -> "DetectorRunner":
+        """A runner of ``detector`` (a retrained version) that goes on with this one's episode: its ticks and
+        whether it has given its verdict."""
+        runner = DetectorRunner(detector, self.failure_after_s)
+        runner.episode_id, runner.decided = self.episode_id, self.decided
+        runner.ticks.extend(self.ticks)
+        return runner
+
     def push(self, episode_id: int, token: np.ndarray, proprio: np.ndarray) -> float:
         """Add one tick of ``episode_id`` (a new id starts afresh); returns p(success) of the newest window."""
         if episode_id != self.episode_id:

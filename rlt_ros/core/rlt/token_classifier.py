@@ -180,42 +180,52 @@ class TokenClassifier(nn.Module):
         self.eval()
 
     # ---- save / load ---------------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> None:
-        """<KIND>.safetensors + <KIND>.json (config, dims, the RL token's identity, the held-out report)."""
-        from safetensors.torch import save_file
+    def to_bytes(self) -> tuple[str, bytes]:
+        """(<KIND>.json text: config, dims, the RL token's identity, the held-out report; the safetensors
+        bytes): the two files ``save`` writes, and what learner_node exports on /rlt/<KIND>_weights."""
+        from safetensors.torch import save
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()},
-                  str(directory / f"{self.KIND}.safetensors"))
         meta = {"config": self.cfg.to_dict(), "token_dim": self.token_dim, "proprio_dim": self.proprio_dim,
                 "token_identity": self.identity, "report": self.report}
-        (directory / f"{self.KIND}.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return json.dumps(meta, indent=2) + "\n", save({k: v.detach().contiguous() for k, v in self.state_dict().items()})
+
+    def save(self, directory: str | Path) -> None:
+        """<KIND>.safetensors + <KIND>.json in ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta, weights = self.to_bytes()
+        (directory / f"{self.KIND}.safetensors").write_bytes(weights)
+        (directory / f"{self.KIND}.json").write_text(meta)
 
     @classmethod
     def load(cls, directory: str | Path, token_identity: dict):
         """Load one; Mismatch when it was trained on another RL token than ``token_identity``
         (``rlt_ros.core.checkpoints.token_identity`` of the token the graph runs), Error on a bad file."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         directory = Path(directory)
         meta_path, weights = directory / f"{cls.KIND}.json", directory / f"{cls.KIND}.safetensors"
         if not meta_path.is_file() or not weights.is_file():
             raise cls.Error(f"{directory} is not a {cls.NAME} folder (needs {meta_path.name} and {weights.name}); "
                             f"train one with `{cls.COMMAND}`")
+        return cls.from_bytes(meta_path.read_text(), weights.read_bytes(), token_identity, str(directory))
+
+    @classmethod
+    def from_bytes(cls, meta_json: str, weights: bytes, token_identity: dict, where: str = "the message"):
+        """``load`` from the two files' contents (``to_bytes``); ``where`` names their origin in errors."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_json)
             model = cls(meta["token_dim"], meta["proprio_dim"], cls.CONFIG.from_dict(meta["config"]),
                         meta["token_identity"])
-            model.load_state_dict(load_file(str(weights)))
+            model.load_state_dict(load(bytes(weights)))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as err:
-            raise cls.Error(f"{directory}: not a valid {cls.NAME} ({type(err).__name__}: {err}); "
+            raise cls.Error(f"{where}: not a valid {cls.NAME} ({type(err).__name__}: {err}); "
                             f"retrain it with `{cls.COMMAND}`") from err
         trained, current = model.identity.get("token_sha256"), token_identity.get("token_sha256")
         if trained != current:
             raise cls.Mismatch(
-                f"the {cls.NAME} in {directory} was trained on the RL token {model.identity.get('token')} "
+                f"the {cls.NAME} in {where} was trained on the RL token {model.identity.get('token')} "
                 f"(sha256 {str(trained)[:12]}...), but the graph runs {token_identity.get('token')} "
                 f"(sha256 {str(current)[:12]}...): retrain it with `{cls.COMMAND} --token` on this token's runs")
         model.report = meta.get("report", {})
