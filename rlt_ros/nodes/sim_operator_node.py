@@ -41,7 +41,7 @@ class OperatorConfig:
     critical_timeout_s: float = 0.0  # press failure when the critical phase lasts longer [s] (0 = never: the reward node's timeout ends it)
     learned_marks: bool = False  # the reward node's learned switch and detector mark; press only to correct them
     late_s: float = 0.2  # learned marks: press "start RL" when the switch has not handed over this long into the critical phase [s]
-    grace_s: float = 2.0  # learned marks: press "success" when no verdict followed a seated plug within this [s]
+    grace_s: float = 0.5  # learned marks: press "success" when no verdict followed a seated plug within this [s]
 
     def __post_init__(self):
         if min(self.reaction_delay_s, self.critical_timeout_s, self.late_s, self.grace_s) < 0:
@@ -85,10 +85,11 @@ class SimOperatorNode(RltNode):
                     self._press("mark_success" if self._seated else "mark_failure", key=f"overrule:{event.episode_id}")
 
     def _check_patience(self):
-        """Press failure once the critical phase has lasted longer than the operator waits."""
+        """Press failure once the critical phase has lasted longer than the operator waits (not on a seated plug,
+        whose success is being marked)."""
         now = self.get_clock().now().nanoseconds * 1e-9
         if (self._handover_at is not None and self.tracker.phase in (Phase.RL, Phase.INTERVENTION)
-                and now - self._handover_at > self.operator_config.critical_timeout_s):
+                and now - self._handover_at > self.operator_config.critical_timeout_s and not self._seated):
             self._press("mark_failure")
 
     def _on_critical(self, msg: Bool):

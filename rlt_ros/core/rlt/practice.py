@@ -147,7 +147,7 @@ class LearnedMarks:
 
     switch: object | None = None  # rlt_ros.core.rlt.switch.HandoverSwitch
     detector: object | None = None  # rlt_ros.core.rlt.detector.DetectorRunner
-    grace_s: float = 2.0  # the operator marks a seated plug's success when no verdict came this long after [s]
+    grace_s: float = 0.5  # the operator marks a seated plug's success when no verdict came this long after [s] (operator.grace_s)
 
     def __post_init__(self) -> None:
         if self.switch is None and self.detector is None:
