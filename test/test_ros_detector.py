@@ -187,7 +187,8 @@ def test_the_simulated_operator_only_corrects_the_learned_marks(processes, ros_n
         assert time.monotonic() - flagged >= 0.3 - 0.05  # it waited operator.late_s for a switch
         seated.publish(Bool(data=plug_in))
         wait_for(lambda: g.of(EventType.RESET, eid), 20, lambda: g.publish(depth), f"episode {number}'s end\n" + logs())
-        return [(e.type, e.source) for e in g.events if e.episode_id == eid and (e.type.terminal or e.type == EventType.HANDOVER)]
+        return [(e.type, e.source) for e in g.events
+                if e.episode_id == eid and (e.type.terminal or e.type == EventType.HANDOVER)]
 
     human, detector = EventSource.HUMAN, EventSource.DETECTOR
     assert episode(True, SEATED, 1) == [(EventType.HANDOVER, human), (EventType.SUCCESS, detector)]

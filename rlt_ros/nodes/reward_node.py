@@ -374,7 +374,8 @@ def _held_out(report: dict, *names: str) -> str:
     test = report.get("test")
     if not test:
         return "no held-out episodes yet"
-    return ", ".join(f"{n} {test[n]:.2f}" for n in names if test.get(n) is not None) + f" on {test['episodes']} held-out episodes"
+    shown = ", ".join(f"{n} {test[n]:.2f}" for n in names if test.get(n) is not None)
+    return f"{shown} on {test['episodes']} held-out episodes"
 
 
 def main(args=None):

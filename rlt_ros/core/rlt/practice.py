@@ -147,7 +147,7 @@ class LearnedMarks:
 
     switch: object | None = None  # rlt_ros.core.rlt.switch.HandoverSwitch
     detector: object | None = None  # rlt_ros.core.rlt.detector.DetectorRunner
-    grace_s: float = 0.5  # the operator marks a seated plug's success when no verdict came this long after [s] (operator.grace_s)
+    grace_s: float = 0.5  # the operator marks a seated plug's success when no verdict followed within this [s]
 
     def __post_init__(self) -> None:
         if self.switch is None and self.detector is None:
@@ -329,8 +329,9 @@ class Practice:
                     if fired:
                         handover = k
                         self._event(ctl, episode, k, EventType.HANDOVER, EventSource.DETECTOR)
-            if handover is None and critical_at is not None and (
-                    marks is None or marks.switch is None or (k - critical_at) * self.dt >= marks.switch.cfg.tolerance_s - 1e-9):
+            late = marks is None or marks.switch is None or (
+                critical_at is not None and (k - critical_at) * self.dt >= marks.switch.cfg.tolerance_s - 1e-9)
+            if handover is None and critical_at is not None and late:
                 handover, presses = k, presses + 1  # the operator hands over (with a switch: it was late)
                 self._event(ctl, episode, k, EventType.HANDOVER)
             if logged is not None and self.token_log is not None:
