@@ -78,6 +78,8 @@ def test_both_classifiers_retrain_after_every_marked_episodes_as_a_new_version(t
 
 def test_too_few_marks_train_nothing_and_say_why(tmp_path):
     trainer = trainer_at(tmp_path, every=5)
+    forged = EpisodeEventPacket(-1.0, 1, EventType.SUCCESS, EventSource.HUMAN, 1.0)  # before 1970: no bag holds it
+    assert not trainer.write_event(forged) and trainer.marked == 0
     assert practice(trainer, 5)[-1]
     trainer.roll()
     update = trainer.train()

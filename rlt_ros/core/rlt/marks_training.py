@@ -12,7 +12,7 @@ left open by a crash has no metadata.yaml and is not read (its labels are lost, 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlt_ros.core.data.token_bags import TokenBagWriter, read_labelled_episodes
@@ -65,9 +65,10 @@ class MarksTrainer:
         return self.writer
 
     def write_token(self, packet: TokenPacket) -> None:
-        """Record it (a stamp before 1970 cannot be stored in a bag and is dropped)."""
+        """Record it without its reference chunk, which neither classifier reads (a stamp before 1970 cannot be
+        stored in a bag and is dropped)."""
         if packet.stamp >= 0:
-            self._open().write_token(packet)
+            self._open().write_token(replace(packet, reference_chunk=packet.reference_chunk[:0]))
 
     def write_event(self, event: EpisodeEventPacket) -> bool:
         """Record it; True when the open bag now holds ``every`` marked episodes (time to ``roll`` and ``train``)."""
