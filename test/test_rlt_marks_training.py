@@ -104,3 +104,23 @@ def test_a_classifier_travels_as_bytes_and_is_refused_for_another_token():
         HandoverSwitch.from_bytes(meta, weights, {"token": "b", "token_sha256": "b" * 64})
     with pytest.raises(DetectorError, match="not a valid success detector"):
         SuccessDetector.from_bytes(meta, weights[:-7], IDENTITY, "/rlt/detector_weights")
+
+
+def test_a_press_made_because_the_switch_was_late_is_no_label(tmp_path):
+    """With a switch running the operator presses only once it is late: that press's timing is the operator's
+    wait, and a switch trained on it would fire later with every version."""
+    from rlt_ros.core.data.token_bags import TokenBagWriter, read_labelled_episodes
+    from rlt_ros.core.interfaces import LATE_SWITCH
+
+    with TokenBagWriter(tmp_path / "bag") as bag:
+        for eid, note in ((1, ""), (2, LATE_SWITCH)):
+            bag.write_event(EpisodeEventPacket(10.0 * eid, eid, EventType.START, EventSource.SYSTEM))
+            bag.write_token(TokenPacket(stamp=10.0 * eid + 0.1, episode_id=eid, phase=Phase.VLA,
+                                        token=np.zeros(4, np.float32), proprio=np.zeros(3, np.float32),
+                                        joint_names=("a", "b"), reference_chunk=np.zeros((0, 2), np.float32),
+                                        step_dt=0.02))
+            bag.write_event(EpisodeEventPacket(10.0 * eid + 0.2, eid, EventType.HANDOVER, EventSource.HUMAN, note=note))
+            bag.write_event(EpisodeEventPacket(10.0 * eid + 0.3, eid, EventType.SUCCESS, EventSource.HUMAN, 1.0))
+    first, second = read_labelled_episodes([tmp_path / "bag"])
+    assert first.handover_s == pytest.approx(10.2) and second.handover_s is None
+    assert first.outcome and second.outcome  # the outcome marks are labels either way

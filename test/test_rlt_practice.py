@@ -425,7 +425,9 @@ def test_the_operator_corrects_a_late_switch_and_overrules_a_false_success(tmp_p
     res = p.run_episode(0, "warmup", seed=0, start="home")
     assert not res.success and res.presses == 2
     assert _sources(log, 0) == [("START", "SYSTEM"), ("HANDOVER", "HUMAN"), ("FAILURE", "HUMAN")]
-    handover = next(e.stamp for e in log.events if e.type.name == "HANDOVER")
+    handover = next(e for e in log.events if e.type.name == "HANDOVER")
+    assert handover.note == "late switch"  # no label for the switch: the operator waited for it
+    handover = handover.stamp
     critical = next(t.stamp for t in log.tokens if np.linalg.norm(t.proprio[:2] - p.env.target) < 0.6)
     assert handover == pytest.approx(critical + 0.2, abs=0.05)
     assert res.critical_s == pytest.approx(3 * 0.04, abs=0.05)  # 3 ticks at 25 Hz above the threshold

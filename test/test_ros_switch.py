@@ -95,6 +95,7 @@ def test_switch_hands_over_and_the_operator_wins_when_first(processes, ros_node,
     g.stream(0.0, 1.5)  # the switch would fire now: the episode is already handed over
     assert [(e.source, e.episode_id) for e in g.of(EventType.HANDOVER)] == [
         (EventSource.DETECTOR, first), (EventSource.HUMAN, second)]
+    assert g.of(EventType.HANDOVER)[1].note == "late switch"  # the operator's press while a switch runs: no label
 
 
 def test_switch_for_another_token_keeps_operator_mode(processes, ros_node, tmp_path):

@@ -144,6 +144,11 @@ def transition_from_fields(*, episode_id, index, steps, token, proprio, referenc
         intervention=bool(intervention), source=v.choice(source, "source", SOURCES))
 
 
+LATE_SWITCH = "late switch"  # the note of an operator's handover press made because the learned switch had not
+# handed over: its timing says how long the operator waited, not where the critical phase began, so it trains no
+# switch (core.data.token_bags); a switch trained on such presses would learn to fire later with every version
+
+
 @dataclass(frozen=True)
 class EpisodeEventPacket:
     """An episode event (EpisodeEvent.msg)."""

@@ -34,7 +34,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from rlt_ros.core.episode import EpisodeConfig, EpisodeError, EpisodeManager, first_episode_id
-from rlt_ros.core.interfaces import EventSource, Phase, TokenPacket
+from rlt_ros.core.interfaces import LATE_SWITCH, EventSource, Phase, TokenPacket
 from rlt_ros.core.validation import MAX_NOTE
 from rlt_ros.msg import ClassifierWeights, EpisodeEvent, RLToken
 from rlt_ros.ros import qos
@@ -137,7 +137,8 @@ class RewardNode(RltNode):
         return event
 
     def _handover(self):
-        return self._publish(self.episodes.handover(self.now(), EventSource.HUMAN))
+        note = LATE_SWITCH if self.switch is not None else ""  # the switch ran and had not handed over
+        return self._publish(self.episodes.handover(self.now(), EventSource.HUMAN, note))
 
     def _start(self):
         if self._resetting:

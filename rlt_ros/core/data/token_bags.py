@@ -6,7 +6,7 @@ publishes a token for every observation, approach included; reward_node the pres
 back by :func:`read_labelled_episodes` into the training data of the handover switch (``rlt train-switch``)
 and of the success detector (``rlt train-detector``): per episode, the token stream, the stamp of the
 operator's first handover press (a HANDOVER, or an INTERVENTION_START before it, from a human; a detector's
-handover is no label) and the operator's success/failure mark (a HUMAN SUCCESS or FAILURE; a TIMEOUT or a
+handover, or a press made because the switch was late, is no label) and the operator's success/failure mark (a HUMAN SUCCESS or FAILURE; a TIMEOUT or a
 detector's mark is no label).
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from rlt_ros.core.data.bag_io import mcap_path, write_metadata
 from rlt_ros.core.data.ros_msgdefs import full_definition
-from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
+from rlt_ros.core.interfaces import LATE_SWITCH, EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.token_classifier import LabelledEpisode
 
 TOKEN_TOPIC = "/rlt/token"
@@ -124,8 +124,10 @@ def read_labelled_episodes(bags: list[str | Path]) -> list[LabelledEpisode]:
                     tokens.setdefault(int(msg.episode_id), []).append(
                         (_stamp(msg), np.asarray(msg.token, np.float32), np.asarray(msg.proprio, np.float32)))
                 elif channel.topic == EVENTS_TOPIC:
-                    events.setdefault(int(msg.episode_id), []).append(
-                        (_stamp(msg), EventType(msg.type), EventSource(msg.source)))
+                    source = EventSource(msg.source)
+                    if source == EventSource.HUMAN and msg.note == LATE_SWITCH:
+                        source = EventSource.DETECTOR  # when the operator waited for the switch: no label
+                    events.setdefault(int(msg.episode_id), []).append((_stamp(msg), EventType(msg.type), source))
         for episode_id, evs in sorted(events.items()):
             episode = _episode(episode_id, sorted(evs, key=lambda e: e[0]), tokens.get(episode_id, []))
             if episode is not None:

@@ -38,7 +38,7 @@ import torch
 
 from rlt_ros.core.arm import ArmConfig
 from rlt_ros.core.control import ActorConfig, ChunkController
-from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
+from rlt_ros.core.interfaces import LATE_SWITCH, EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_practice import PracticeConfig
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import CheckpointMismatchError, Learner, RLTAlgorithm, check_compatible, resolve_device
@@ -286,9 +286,9 @@ class Practice:
         return self.vla.infer(sim_observation(obs, self.instruction, getattr(self.vla, "proprio_dim", None)))
 
     def _event(self, ctl: ChunkController, episode: int, k: int, kind: EventType,
-               source: EventSource = EventSource.HUMAN) -> list[Transition]:
+               source: EventSource = EventSource.HUMAN, note: str = "") -> list[Transition]:
         reward = 1.0 if kind == EventType.SUCCESS else 0.0
-        event = EpisodeEventPacket(k * self.dt, episode, kind, source, reward)
+        event = EpisodeEventPacket(k * self.dt, episode, kind, source, reward, note)
         if self.token_log is not None:
             if kind == EventType.START:
                 self._log_offset = self._log_clock
@@ -333,7 +333,8 @@ class Practice:
                 critical_at is not None and (k - critical_at) * self.dt >= marks.switch.cfg.tolerance_s - 1e-9)
             if handover is None and critical_at is not None and late:
                 handover, presses = k, presses + 1  # the operator hands over (with a switch: it was late)
-                self._event(ctl, episode, k, EventType.HANDOVER)
+                self._event(ctl, episode, k, EventType.HANDOVER,
+                            note="" if marks is None or marks.switch is None else LATE_SWITCH)
             if logged is not None and self.token_log is not None:
                 self.token_log.write_token(replace(logged, stamp=now + self._log_offset,
                                                    phase=Phase.VLA if handover is None else Phase.RL))
