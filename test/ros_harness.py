@@ -71,8 +71,9 @@ class Processes:
                 pass
 
 
-def wait_for(predicate, timeout: float, spin=None, what: str = "condition"):
-    """Poll ``predicate`` (spinning ``spin()`` between polls) until true or raise after ``timeout``."""
+def wait_for(predicate, timeout: float, spin=None, what="condition"):
+    """Poll ``predicate`` (spinning ``spin()`` between polls) until true or raise after ``timeout``; ``what``
+    (a string, or a callable giving one at the time of failure, e.g. a node's log) names what was awaited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -81,4 +82,4 @@ def wait_for(predicate, timeout: float, spin=None, what: str = "condition"):
             spin()
         else:
             time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")

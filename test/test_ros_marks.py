@@ -6,6 +6,8 @@ version refused and the one in use kept)."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -40,8 +42,9 @@ class Publisher:
         proprio = np.zeros(self.rlt.proprio_dim, np.float32)
         self.tokens.publish(token_to_msg(replace(packet, token=token, proprio=proprio)))
         self.sent += 1
+        time.sleep(0.001)  # paced (~1 kHz): /rlt/token keeps the last 10 on a slow reader
         if self.sent % 20 == 0:
-            self.node.spin_once(0.005)  # paced: the stream is best effort
+            self.node.spin_once(0.005)
 
     def write_event(self, event):
         from rlt_ros.ros.conversions import event_to_msg
@@ -62,12 +65,15 @@ def test_the_learner_retrains_and_exports_both_after_every_marked_episodes(proce
     got = {"switch": [], "detector": []}
     for kind in got:
         ros_node.create_subscription(ClassifierWeights, f"/rlt/{kind}_weights", got[kind].append, qos.LATCHED)
-    practice(Publisher(ros_node, events, rlt), 19)
+    publisher = Publisher(ros_node, events, rlt)
+    wait_for(lambda: publisher.tokens.get_subscription_count() > 0, 60, ros_node.spin_once,
+             lambda: "the learner's token subscription\n" + processes.log(learner))  # no token lost to discovery
+    practice(publisher, 19)
     ros_node.spin_once(1.0)
     assert not got["switch"] and not got["detector"]  # 19 marks: not yet
-    practice(Publisher(ros_node, events, rlt), 1, first=50, seed=1)
+    practice(publisher, 1, first=50, seed=1)
     wait_for(lambda: got["switch"] and got["detector"], 120, ros_node.spin_once,
-             "both classifiers' first version\n" + processes.log(learner))
+             lambda: "both classifiers' first version\n" + processes.log(learner))
     identity = token_identity()
     switch = HandoverSwitch.from_bytes(got["switch"][0].meta_json, bytes(got["switch"][0].safetensors), identity)
     detector = SuccessDetector.from_bytes(got["detector"][0].meta_json, bytes(got["detector"][0].safetensors), identity)
