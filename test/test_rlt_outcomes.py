@@ -6,7 +6,7 @@ import pytest
 
 from rlt_ros.core.episode import EpisodeError, EpisodeManager, EpisodeStats
 from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType
-from rlt_ros.core.rlt.outcomes import OutcomeGate
+from rlt_ros.core.rlt.outcomes import OutcomeGate, stored_outcome
 from rlt_ros.core.rlt.replay import Transition
 
 C = 4
@@ -101,19 +101,37 @@ def _detector_episode(gate, m, success, rows=3):
 
 
 def test_the_operators_overrule_within_the_grace_period_rewrites_the_held_rows():
-    """The detector says success; the operator overrules (failure) before the reset: the held rows are stored
-    once, with reward 0; every row the actor sent is stored (none lost, none twice)."""
+    """The detector says failure; the operator overrules (success) before the reset: the held rows are stored
+    once, with reward 1; every row the actor sent is stored (none lost, none twice)."""
     gate, m = OutcomeGate(), EpisodeManager()
-    episode = _detector_episode(gate, m, True)
+    episode = _detector_episode(gate, m, False)
     assert m.provisional and all(gate.holds(episode, i) for i in range(3))  # held: the actor's outbox keeps them
-    overrule = m.overrule(False, 2.0, grace_s=2.0)
-    assert overrule.source == EventSource.HUMAN and overrule.type == EventType.FAILURE and "overrules" in overrule.note
+    overrule = m.overrule(True, 2.0, grace_s=2.0)
+    assert overrule.source == EventSource.HUMAN and overrule.type == EventType.SUCCESS and "overrules" in overrule.note
     assert gate.on_event(overrule) == []
-    assert m.history[-1].outcome == EventType.FAILURE and not m.history[-1].success and len(m.history) == 1
+    assert m.history[-1].outcome == EventType.SUCCESS and m.history[-1].success and len(m.history) == 1
     stored = gate.on_event(m.reset_event(3.0))
-    assert sorted(t.index for t in stored) == [0, 1, 2] and all(t.done and t.rewards.sum() == 0.0 for t in stored)
+    assert sorted(t.index for t in stored) == [0, 1, 2] and all(t.done and t.rewards.sum() == 1.0 for t in stored)
     assert gate.counters == {"end_rows_stored": 3, "end_rows_dropped": 0, "conflicting_outcomes": 0}
     assert not any(gate.holds(episode, i) for i in range(3))
+
+
+def test_an_overruled_success_is_a_truncation_not_a_failure():
+    """The detector says success, the operator overrules (failure): the detector cut the episode, whose last
+    state may be a plug on its way in, so the end rows are not stored as a terminal failure (reward 0) but
+    dropped as a truncation's, and acknowledged (their keys in ``dropped``); the episode counts as a failure."""
+    gate, m = OutcomeGate(), EpisodeManager()
+    episode = _detector_episode(gate, m, True)
+    gate.on_event(m.overrule(False, 2.0, grace_s=2.0))
+    assert m.history[-1].outcome == EventType.FAILURE
+    assert gate.on_event(m.reset_event(3.0)) == []
+    assert gate.counters == {"end_rows_stored": 0, "end_rows_dropped": 3, "conflicting_outcomes": 0}
+    assert sorted(gate.dropped) == [(episode, 0), (episode, 1), (episode, 2)] and "overruled" in gate.last_drop
+    assert stored_outcome({(EventType.SUCCESS, True), (EventType.FAILURE, False)}) == (EventType.TIMEOUT, False)
+    assert stored_outcome({(EventType.FAILURE, True), (EventType.SUCCESS, False)}) == (EventType.SUCCESS, False)
+    assert stored_outcome({(EventType.FAILURE, False)}) == (EventType.FAILURE, False)  # the operator's own failure
+    assert stored_outcome({(EventType.FAILURE, True)}) == (EventType.FAILURE, False)  # the detector's, not overruled
+    assert stored_outcome({(EventType.FAILURE, False), (EventType.SUCCESS, False)}) == (None, True)
 
 
 def test_without_an_overrule_the_detectors_mark_stands_and_the_grace_period_ends():

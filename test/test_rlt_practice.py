@@ -419,8 +419,8 @@ def test_learned_marks_leave_the_operator_nothing_to_press_when_they_are_right(t
 
 def test_the_operator_corrects_a_late_switch_and_overrules_a_false_success(tmp_path):
     """A switch that never fires: the operator hands over at the switch's tolerance (0.2 s) into the critical
-    phase. A detector that calls success at once: the operator overrules it, the episode ends as a failure
-    and its stored end row is terminal with reward 0."""
+    phase. A detector that calls success at once: the operator overrules it, the episode ends as a failure,
+    stored as a truncation (the detector cut it: no terminal row, nothing rewarded)."""
     p, log = _marked_practice(tmp_path, reach=0.0, says=lambda env: 1.0)
     res = p.run_episode(0, "warmup", seed=0, start="home")
     assert not res.success and res.presses == 2
@@ -432,7 +432,7 @@ def test_the_operator_corrects_a_late_switch_and_overrules_a_false_success(tmp_p
     assert handover == pytest.approx(critical + 0.2, abs=0.05)
     assert res.critical_s == pytest.approx(3 * 0.04, abs=0.05)  # 3 ticks at 25 Hz above the threshold
     data = p.replay.arrays()
-    assert len(data) == res.transitions > 0 and data["done"][-1] and not data["rewards"].any()
+    assert len(data["done"]) == res.transitions and not data["done"].any() and not data["rewards"].any()
     p.replay.close()
 
 

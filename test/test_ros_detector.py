@@ -113,9 +113,10 @@ def test_detector_for_another_token_keeps_operator_mode(processes, ros_node, tmp
 
 
 def test_an_overrule_rewrites_the_stored_reward_and_loses_no_transition(processes, ros_node, tmp_path):
-    """reward (auto) + learner over DDS: the actor's end rows of a detector-marked episode (claiming its success,
-    sent twice, as an outbox resends) wait in the learner's outcome gate; the operator's failure within the grace
-    period relabels them: each stored once, with reward 0, and acknowledged."""
+    """reward (auto) + learner over DDS: the actor's end rows of a detector-marked episode (claiming its failure,
+    sent twice, as an outbox resends) wait in the learner's outcome gate; the operator's success within the grace
+    period relabels them: each stored once, with reward 1, and acknowledged. (The operator's failure overruling a
+    detector's success is a truncation: test_rlt_outcomes.py.)"""
     import numpy as np
 
     from rlt_ros.core.checkpoints import token_identity
@@ -135,13 +136,13 @@ def test_an_overrule_rewrites_the_stored_reward_and_loses_no_transition(processe
     wait_for(lambda: g.of(EventType.START), 60, ros_node.spin_once, "the first episode\n" + processes.log(reward))
     episode = g.of(EventType.START)[0].episode_id
     assert g.press("start_rl").success
-    wait_for(lambda: g.of(EventType.SUCCESS), 10, lambda: g.publish(SEATED), "the detector's success")
-    assert g.of(EventType.SUCCESS)[0].source == EventSource.DETECTOR
-    publish_end_rows(transitions, rlt, episode, claim_success=True)  # the actor closes its windows
-    g.stream(SEATED, 0.5)
-    publish_end_rows(transitions, rlt, episode, claim_success=True)  # not acknowledged yet: the outbox resends
+    wait_for(lambda: g.of(EventType.FAILURE), 10, lambda: g.publish(JAMMED), "the detector's failure")
+    assert g.of(EventType.FAILURE)[0].source == EventSource.DETECTOR
+    publish_end_rows(transitions, rlt, episode, claim_success=False)  # the actor closes its windows
+    g.stream(JAMMED, 0.5)
+    publish_end_rows(transitions, rlt, episode, claim_success=False)  # not acknowledged yet: the outbox resends
     assert not [k for k in acks if k[0] == episode]  # held in the gate, not acknowledged
-    assert g.press("mark_failure").success
+    assert g.press("mark_success").success
     wait_for(lambda: g.of(EventType.RESET, episode), 10, ros_node.spin_once, "the reset after the grace period")
     keys = {(episode, 2 * i) for i in range(5)}
     wait_for(lambda: keys <= set(acks), 20, ros_node.spin_once, f"the acknowledgements ({acks})\n"
@@ -153,7 +154,7 @@ def test_an_overrule_rewrites_the_stored_reward_and_loses_no_transition(processe
     data = ReplayBuffer(rlt.token_dim, rlt.proprio_dim, rlt.chunk_size, rlt.action_dim,
                         directory=out / "replay").arrays()
     assert sorted(zip(data["episode_id"].tolist(), data["index"].tolist())) == sorted(keys)  # none lost, none twice
-    assert np.all(data["done"] == 1) and np.all(data["rewards"].sum(axis=1) == 0.0)  # the operator's failure
+    assert np.all(data["done"] == 1) and np.all(data["rewards"].sum(axis=1) == 1.0)  # the operator's success
 
 
 def test_the_simulated_operator_only_corrects_the_learned_marks(processes, ros_node, tmp_path):

@@ -109,7 +109,7 @@ def publish_end_rows(transitions, rlt, episode, claim_success, n=5):
         rewards = z(rlt.chunk_size)
         rewards[-1] = 1.0 if claim_success else 0.0
         t = Transition(episode, 2 * i, z(rlt.token_dim), z(rlt.proprio_dim), z(rlt.chunk_size, rlt.action_dim),
-                       z(rlt.chunk_size, rlt.action_dim), rewards, claim_success, z(rlt.token_dim),
+                       z(rlt.chunk_size, rlt.action_dim), rewards, True, z(rlt.token_dim),
                        z(rlt.proprio_dim), z(rlt.chunk_size, rlt.action_dim))
         transitions.publish(transition_to_msg(t, time.time()))
 

@@ -13,7 +13,8 @@ arm through arm.reset_service after each episode; optionally marks success from 
 The learned detector reads /rlt/token: ``suggest`` publishes its verdict (std_msgs/String on
 /rlt/detector_suggestion, and the log) for the operator to confirm with the button; ``auto`` marks the outcome
 itself (source DETECTOR), and the operator's mark within ``reward.detector_grace_s`` overrules it (a HUMAN
-outcome of the same episode: the learner's outcome gate labels the episode's rows by it); the reset, which
+outcome of the same episode: the learner's outcome gate labels the episode's rows by it, and stores an
+overruled success as a truncation, since the detector cut the episode short); the reset, which
 closes the episode for the learner, waits for the grace period. A detector that does not load leaves the node
 in operator mode with an error in the log. With
 ``episode.handover: auto`` it reads /rlt/token and hands over (source DETECTOR) when the learned switch

@@ -20,7 +20,10 @@ from anyone else (the operator's overrule, source HUMAN) for the same episode be
 and the rows are labelled by that one. The reward node closes such an episode (its RESET) only after the
 grace period ``reward.detector_grace_s`` in which the operator may overrule, so the rows wait for it here,
 unacknowledged (the actor's outbox keeps them and resends; a resend of a held row is dropped by its key):
-the overrule rewrites their reward, and no row is lost or stored twice.
+the overrule rewrites their reward, and no row is lost or stored twice. The operator's FAILURE overruling a
+detector's SUCCESS is stored as a truncation (``stored_outcome``): the detector ended the episode, so its last
+state may be a plug on its way in, and a terminal failure there taught the critic that almost-in is failed
+(practice collapsed to 1 % success on a held-out seed: docs/experiments.md section 7).
 """
 
 from __future__ import annotations
@@ -34,6 +37,20 @@ from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType
 from rlt_ros.core.rlt.replay import Transition
 
 _REWARD = {EventType.SUCCESS: 1.0, EventType.FAILURE: 0.0}
+
+
+def stored_outcome(marks: set[tuple[EventType, bool]]) -> tuple[EventType | None, bool]:
+    """(the outcome an episode's rows are stored by, whether its marks conflict) from its (outcome, from a
+    detector) marks: the operator's replace the detector's, a FAILURE overruling a detector's SUCCESS is a
+    TIMEOUT (a truncation: the episode was cut, not failed); None when there is no mark or they conflict."""
+    authority = {kind for kind, detector in marks if not detector}
+    seen = authority or {kind for kind, _ in marks}
+    if len(seen) != 1:
+        return None, len(seen) > 1
+    outcome = next(iter(seen))
+    if outcome == EventType.FAILURE and authority and (EventType.SUCCESS, True) in marks:
+        outcome = EventType.TIMEOUT
+    return outcome, False
 
 
 class OutcomeGate:
@@ -86,25 +103,22 @@ class OutcomeGate:
 
     def _close(self, episode: int) -> list[Transition]:
         marks = self._outcomes.pop(episode, set())
-        authority = {kind for kind, detector in marks if not detector}  # an overrule replaces the detector's
-        seen = authority or {kind for kind, _ in marks}
-        if len(seen) > 1:
-            self.counters["conflicting_outcomes"] += 1
-        outcome = next(iter(seen)) if len(seen) == 1 else None
+        outcome, conflicting = stored_outcome(marks)
         self._closed[episode] = outcome
         while len(self._closed) > self.max_closed:
             self._closed.popitem(last=False)
         rows = self._held.pop(episode, [])
-        if len(seen) > 1:
+        if conflicting:
+            self.counters["conflicting_outcomes"] += 1
             return self._drop(rows, f"episode {episode}: conflicting outcomes "
-                                         f"{sorted(k.name for k in seen)} (a forged event?)")
+                                    f"{sorted({k.name for k, _ in marks})} (a forged event?)")
         return self._judge(episode, outcome, rows)
 
     def _judge(self, episode: int, outcome: EventType | None, rows: list[Transition]) -> list[Transition]:
         if not rows:
             return []
         if outcome not in _REWARD:
-            why = "no outcome" if outcome is None else f"outcome {outcome.name}, a truncation without end rows"
+            why = "no outcome" if outcome is None else "a truncation (a timeout, or the operator overruled the detector's success)"
             return self._drop(rows, f"episode {episode}: {why}")
         out = []
         for t in rows:

@@ -43,6 +43,7 @@ from rlt_ros.core.rlt.configuration_practice import PracticeConfig
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import CheckpointMismatchError, Learner, RLTAlgorithm, check_compatible, resolve_device
 from rlt_ros.core.rlt.modeling_token import TokenEncoder
+from rlt_ros.core.rlt.outcomes import stored_outcome
 from rlt_ros.core.rlt.policy import ActorPolicy
 from rlt_ros.core.rlt.replay import ReplayBuffer, Transition
 from rlt_ros.core.types import Observation, VLAOutput
@@ -286,7 +287,9 @@ class Practice:
         return self.vla.infer(sim_observation(obs, self.instruction, getattr(self.vla, "proprio_dim", None)))
 
     def _event(self, ctl: ChunkController, episode: int, k: int, kind: EventType,
-               source: EventSource = EventSource.HUMAN, note: str = "") -> list[Transition]:
+               source: EventSource = EventSource.HUMAN, note: str = "", stored: EventType | None = None) -> list[Transition]:
+        """Log the event and apply it to the controller; ``stored``: the outcome the rows are stored by when
+        it is not ``kind`` (``outcomes.stored_outcome``, as the learner's gate judges it in the graph)."""
         reward = 1.0 if kind == EventType.SUCCESS else 0.0
         event = EpisodeEventPacket(k * self.dt, episode, kind, source, reward, note)
         if self.token_log is not None:
@@ -295,6 +298,8 @@ class Practice:
             self.token_log.write_event(replace(event, stamp=event.stamp + self._log_offset))
             if kind.terminal:
                 self._log_clock = event.stamp + self._log_offset + 1.0
+        if stored is not None and stored != kind:
+            event = replace(event, type=stored, reward=1.0 if stored == EventType.SUCCESS else 0.0)
         return ctl.on_event(event)
 
     def run_episode(self, episode: int, kind: str, seed: int, start: str) -> EpisodeResult:
@@ -381,7 +386,9 @@ class Practice:
         else:
             end, source = EventType.TIMEOUT, EventSource.TIMEOUT
         presses += source == EventSource.HUMAN
-        stored += self._store(self._event(ctl, episode, k, end, source))
+        marked = {(end, source == EventSource.DETECTOR)} | (
+            set() if verdict is None or verdict == seated else {(EventType.SUCCESS if verdict else EventType.FAILURE, True)})
+        stored += self._store(self._event(ctl, episode, k, end, source, stored=stored_outcome(marked)[0]))
         success = end == EventType.SUCCESS
         if record:
             self.replay.sync()
