@@ -118,7 +118,8 @@ class OutcomeGate:
         if not rows:
             return []
         if outcome not in _REWARD:
-            why = "no outcome" if outcome is None else "a truncation (a timeout, or the operator overruled the detector's success)"
+            why = ("no outcome" if outcome is None
+                   else "a truncation (a timeout, or the operator overruled the detector's success)")
             return self._drop(rows, f"episode {episode}: {why}")
         out = []
         for t in rows:

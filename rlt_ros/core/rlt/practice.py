@@ -287,7 +287,8 @@ class Practice:
         return self.vla.infer(sim_observation(obs, self.instruction, getattr(self.vla, "proprio_dim", None)))
 
     def _event(self, ctl: ChunkController, episode: int, k: int, kind: EventType,
-               source: EventSource = EventSource.HUMAN, note: str = "", stored: EventType | None = None) -> list[Transition]:
+               source: EventSource = EventSource.HUMAN, note: str = "",
+               stored: EventType | None = None) -> list[Transition]:
         """Log the event and apply it to the controller; ``stored``: the outcome the rows are stored by when
         it is not ``kind`` (``outcomes.stored_outcome``, as the learner's gate judges it in the graph)."""
         reward = 1.0 if kind == EventType.SUCCESS else 0.0
@@ -386,8 +387,9 @@ class Practice:
         else:
             end, source = EventType.TIMEOUT, EventSource.TIMEOUT
         presses += source == EventSource.HUMAN
-        marked = {(end, source == EventSource.DETECTOR)} | (
-            set() if verdict is None or verdict == seated else {(EventType.SUCCESS if verdict else EventType.FAILURE, True)})
+        marked = {(end, source == EventSource.DETECTOR)}  # + the verdict the operator overruled, if any
+        if verdict is not None and verdict != seated:
+            marked.add((EventType.SUCCESS if verdict else EventType.FAILURE, True))
         stored += self._store(self._event(ctl, episode, k, end, source, stored=stored_outcome(marked)[0]))
         success = end == EventType.SUCCESS
         if record:
