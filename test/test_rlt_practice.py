@@ -377,6 +377,29 @@ class _OracleDetector:
         return HysteresisGate(self.cfg.threshold, self.cfg.consecutive)
 
 
+def test_the_operators_success_mark_follows_ticks_of_the_seated_plug(tmp_path):
+    """The operator presses success ``OPERATOR_REACTION_S`` after seeing the plug seated, and the recorded token
+    stream runs on meanwhile, as in the graph: the ticks before the mark, which the detector learns success
+    from, show the seated scene. (The simulator ends the episode on the seating step: without them the last
+    recorded tick was a plug on its way in, and the detector learned to call success early.)"""
+    from rlt_ros.core.episode import OPERATOR_REACTION_S
+    from rlt_ros.core.rlt.practice import TOKEN_LOG_HZ
+
+    env, log = FakeReachEnv(), _EventLog()
+    p = Practice(env, FakeVLA(), StateReader("token", PooledToken(8)), small_rlt(warmup_transitions=10**6),
+                 PracticeConfig(episodes=1, critical_timeout_s=3.0), out_dir=tmp_path, progress=False, token_log=log)
+    res = p.run_episode(0, "warmup", seed=0, start="home")
+    assert res.success
+    mark = next(e for e in log.events if e.type.name == "SUCCESS")
+    assert mark.stamp == pytest.approx(res.episode_s + OPERATOR_REACTION_S)
+    before = [t for t in log.tokens if t.stamp <= mark.stamp + 1e-9]
+    held = round(OPERATOR_REACTION_S * TOKEN_LOG_HZ)
+    assert all(np.linalg.norm(t.proprio[:2] - env.target) < 0.05 for t in before[-held:])  # the seated plug
+    assert not np.linalg.norm(before[-held - 1].proprio[:2] - env.target) < 0.05  # on its way in
+    assert np.diff([t.stamp for t in before]).max() == pytest.approx(1 / TOKEN_LOG_HZ)
+    p.replay.close()
+
+
 def _marked_practice(tmp_path, reach: float, says, failure_after_s: float = 60.0):
     from rlt_ros.core.rlt.detector import DetectorRunner
     from rlt_ros.core.rlt.practice import LearnedMarks

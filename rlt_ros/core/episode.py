@@ -17,6 +17,9 @@ from rlt_ros.core.interfaces import EpisodeEventPacket, EventSource, EventType, 
 
 
 HANDOVER_MODES = ("operator", "auto")
+# the simulated operator's delay between seeing something (a seated plug, the critical phase) and pressing the
+# button [s]: a person's; the token stream of the scene runs meanwhile, so a success mark follows seated ticks
+OPERATOR_REACTION_S = 0.2
 
 
 class EpisodeError(RuntimeError):

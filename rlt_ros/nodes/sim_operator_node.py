@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
-from rlt_ros.core.episode import PhaseTracker
+from rlt_ros.core.episode import OPERATOR_REACTION_S, PhaseTracker
 from rlt_ros.core.interfaces import EventSource, EventType, Phase
 from rlt_ros.msg import EpisodeEvent
 from rlt_ros.ros import qos
@@ -36,7 +36,7 @@ from rlt_ros.core.arm import ArmConfig
 @dataclass
 class OperatorConfig:
     critical_topic: str = "/sim_arm/in_critical_phase"  # std_msgs/Bool: the plug is near the socket (ground truth)
-    reaction_delay_s: float = 0.1  # delay between seeing something and pressing the button [s]
+    reaction_delay_s: float = OPERATOR_REACTION_S  # delay between seeing something and pressing the button [s]
     handover: bool = True  # hand over to the RL actor at the critical phase (false: the VLA does it all)
     critical_timeout_s: float = 0.0  # press failure when the critical phase lasts longer [s] (0 = never: the reward node's timeout ends it)
     learned_marks: bool = False  # the reward node's learned switch and detector mark; press only to correct them

@@ -10,7 +10,8 @@ a robot) one tick per control step and plays the operator's part with episode ev
 3. critical phase: every C steps a chunk from the RL actor (refining ã, with its fixed-sigma noise) or,
    during warm-up / for the base arm, ã itself; the VLA is queried whenever the collector reads a token
    (a decision, or every ``stride`` steps while recording);
-4. the operator marks SUCCESS (+1, from the simulator's ground truth), or FAILURE (0, terminal) when the
+4. the operator marks SUCCESS (+1, from the simulator's ground truth; ``OPERATOR_REACTION_S`` after the plug is
+   seated, the token stream of the still scene running meanwhile), or FAILURE (0, terminal) when the
    critical phase lasts longer than it waits (``critical_timeout_s``); an episode out of simulated time
    that nobody marked ends as TIMEOUT (a truncation: bootstrapped, not a terminal 0); with
    ``intervene_after_s`` the operator also takes over (INTERVENTION_START) an RL episode still running
@@ -38,6 +39,7 @@ import torch
 
 from rlt_ros.core.arm import ArmConfig
 from rlt_ros.core.control import ActorConfig, ChunkController
+from rlt_ros.core.episode import OPERATOR_REACTION_S
 from rlt_ros.core.interfaces import LATE_SWITCH, EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
 from rlt_ros.core.rlt.configuration_practice import PracticeConfig
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
@@ -203,6 +205,7 @@ class Practice:
         self.instruction = getattr(env, "instruction", "")
         self._check_dims()
         self.arm, self.dt = sim_arm(env), float(env.control_dt)
+        self.log_every = max(1, round(1.0 / (TOKEN_LOG_HZ * self.dt)))  # control steps per recorded token
         # the collector as in-process practice runs it: active at once, no transport lead, no latency
         self.actor_cfg = replace(actor or ActorConfig(), autostart=True, lead_rows=0)
         torch.set_num_threads(cfg.num_threads)
@@ -288,11 +291,12 @@ class Practice:
 
     def _event(self, ctl: ChunkController, episode: int, k: int, kind: EventType,
                source: EventSource = EventSource.HUMAN, note: str = "",
-               stored: EventType | None = None) -> list[Transition]:
-        """Log the event and apply it to the controller; ``stored``: the outcome the rows are stored by when
-        it is not ``kind`` (``outcomes.stored_outcome``, as the learner's gate judges it in the graph)."""
+               stored: EventType | None = None, after_s: float = 0.0) -> list[Transition]:
+        """Log the event, ``after_s`` after step ``k``, and apply it to the controller; ``stored``: the outcome
+        the rows are stored by when it is not ``kind`` (``outcomes.stored_outcome``, as the learner's gate
+        judges it in the graph)."""
         reward = 1.0 if kind == EventType.SUCCESS else 0.0
-        event = EpisodeEventPacket(k * self.dt, episode, kind, source, reward, note)
+        event = EpisodeEventPacket(k * self.dt + after_s, episode, kind, source, reward, note)
         if self.token_log is not None:
             if kind == EventType.START:
                 self._log_offset = self._log_clock
@@ -320,7 +324,6 @@ class Practice:
         intervene_after = self.cfg.intervene_after_s if kind == "rl" else 0.0
         stored, k, handover, human, rows, row, presses = 0, 0, None, False, None, 0, 0
         critical_at, verdict, crit_s = None, None, None
-        log_every = max(1, round(1.0 / (TOKEN_LOG_HZ * self.dt)))
         self._event(ctl, episode, 0, EventType.START, EventSource.SYSTEM)
         while True:
             now = k * self.dt
@@ -328,7 +331,7 @@ class Practice:
             if critical_at is None and info.get("in_critical_phase", False):
                 critical_at = k
             logged = None
-            if (self.token_log is not None or marks is not None) and k % log_every == 0:
+            if (self.token_log is not None or marks is not None) and k % self.log_every == 0:
                 logged = self._token(obs, episode, now, True)
                 if marks is not None:
                     fired, verdict = self._marks_tick(marks, episode, logged, handover, k)
@@ -374,9 +377,10 @@ class Practice:
         # the operator marks success, or failure once the critical phase outlasts its patience (terminal:
         # reward 0, no bootstrap); an episode out of time that nobody marked is a TIMEOUT (a truncation).
         # With a learned detector its verdict marks, and the operator overrules one the plug contradicts.
-        seated = bool(info.get("success", False))
-        if seated and verdict is None and marks is not None and marks.detector is not None:
-            verdict = self._held_verdict(marks, episode, obs, k, crit_s)
+        seated, after_s = bool(info.get("success", False)), 0.0
+        judged = marks is not None and marks.detector is not None
+        if seated and verdict is None and (self.token_log is not None or judged):
+            verdict, after_s = self._after_seating(marks, episode, obs, k, crit_s)
         if verdict is not None:
             end = EventType.SUCCESS if seated else EventType.FAILURE
             source = EventSource.DETECTOR if verdict == seated else EventSource.HUMAN  # else its overrule
@@ -390,7 +394,8 @@ class Practice:
         marked = {(end, source == EventSource.DETECTOR)}  # + the verdict the operator overruled, if any
         if verdict is not None and verdict != seated:
             marked.add((EventType.SUCCESS if verdict else EventType.FAILURE, True))
-        stored += self._store(self._event(ctl, episode, k, end, source, stored=stored_outcome(marked)[0]))
+        stored += self._store(self._event(ctl, episode, k, end, source, stored=stored_outcome(marked)[0],
+                                          after_s=after_s))
         success = end == EventType.SUCCESS
         if record:
             self.replay.sync()
@@ -410,16 +415,29 @@ class Practice:
         p = marks.detector.push(episode, packet.token, packet.proprio)
         return fired, marks.detector.judge(episode, None if handover is None else (k - handover) * self.dt, p)
 
-    def _held_verdict(self, marks: LearnedMarks, episode: int, obs: dict, k: int, crit_s: float | None) -> bool | None:
-        """The detector's verdict on a seated plug within the operator's grace: the scene holds still, so the
-        detector sees the same tick (nothing more is stored) until it decides or the grace runs out."""
+    def _after_seating(self, marks: LearnedMarks | None, episode: int, obs: dict, k: int,
+                       crit_s: float | None) -> tuple[bool | None, float]:
+        """The still scene after the plug is seated (the simulator ended the episode at step ``k``): its token
+        stream runs on, recorded, while the detector judges it for the operator's grace, else until the
+        operator's success press (``OPERATOR_REACTION_S``), as in the graph: the operator's success marks
+        then follow ticks of a seated plug, which the detector learns success from. Returns (the detector's
+        verdict or None, the time from step ``k`` to the mark [s])."""
+        detector = None if marks is None else marks.detector
+        wait_s = OPERATOR_REACTION_S if detector is None else marks.grace_s
         packet = self._token(obs, episode, k * self.dt, True)
-        for j in range(1, int(round(marks.grace_s * TOKEN_LOG_HZ)) + 1):
-            p = marks.detector.push(episode, packet.token, packet.proprio)
-            verdict = marks.detector.judge(episode, None if crit_s is None else crit_s + j / TOKEN_LOG_HZ, p)
-            if verdict is not None:
-                return verdict
-        return None
+        phase = Phase.VLA if crit_s is None else Phase.RL
+        tick = -(-k // self.log_every) * self.log_every  # the stream's next tick (the loop logged none at k)
+        while (tick - k) * self.dt <= wait_s + 1e-9:
+            after_s, tick = (tick - k) * self.dt, tick + self.log_every
+            if self.token_log is not None:
+                self.token_log.write_token(replace(packet, stamp=k * self.dt + after_s + self._log_offset,
+                                                   phase=phase))
+            if detector is not None:
+                p = detector.push(episode, packet.token, packet.proprio)
+                verdict = detector.judge(episode, None if crit_s is None else crit_s + after_s, p)
+                if verdict is not None:
+                    return verdict, after_s
+        return None, wait_s
 
     def _token(self, obs: dict, episode: int, now: float, with_state: bool) -> TokenPacket:
         """The VLA on the current observation -> the controller's token (z_rl only where it is read)."""
