@@ -459,6 +459,23 @@ def test_the_operator_corrects_a_late_switch_and_overrules_a_false_success(tmp_p
     p.replay.close()
 
 
+def test_a_verdict_stands_when_the_arm_seats_the_plug_before_the_operator_looks(tmp_path):
+    """After a verdict the arm goes on with the command it was sent (as a robot's driver does in the graph) and
+    the operator judges the plug when it looks, ``OPERATOR_REACTION_S`` later: a success called on a plug
+    still 0.09 rad out stands when the arm's chunk seats it meanwhile (no press, reward 1 stored)."""
+    near = lambda env: float(np.linalg.norm(env.q - env.target) < 0.17)  # noqa: E731
+    p, log = _marked_practice(tmp_path, reach=0.6, says=near)
+    res = p.run_episode(0, "warmup", seed=0, start="home")
+    assert res.success and res.presses == 0 and _sources(log, 0)[-1] == ("SUCCESS", "DETECTOR")
+    verdict = next(e for e in log.events if e.type.name == "SUCCESS")
+    last = [t for t in log.tokens if t.stamp <= verdict.stamp + 1e-9][-1]
+    assert np.linalg.norm(last.proprio[:2] - p.env.target) > 0.05  # called before the plug was in
+    assert np.linalg.norm(p.env.q - p.env.target) < 0.05  # seated when the operator looked
+    data = p.replay.arrays()
+    assert data["done"][-1] and data["rewards"][-1].sum() == 1.0
+    p.replay.close()
+
+
 def test_a_failure_verdict_ends_the_episode_and_a_silent_detector_costs_a_press(tmp_path):
     p, log = _marked_practice(tmp_path, reach=0.6, says=lambda env: 0.0, failure_after_s=0.5)
     res = p.run_episode(0, "warmup", seed=0, start="home")

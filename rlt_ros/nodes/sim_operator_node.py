@@ -12,8 +12,8 @@ truth, never the learner.
 With ``operator.learned_marks`` the reward node's learned switch and detector mark (``episode.handover:
 auto``, ``reward.detector: auto``) and the operator watches, pressing only to correct them, as in-process
 practice's ``LearnedMarks``: "start RL" when the switch has not handed over ``operator.late_s`` into the
-critical phase; the other outcome when a detector verdict contradicts the simulator (an overrule, within the
-reward node's grace period); "success" when no verdict followed a seated plug within ``operator.grace_s``;
+critical phase; the other outcome when a detector verdict contradicts the simulator when it looks, a reaction
+delay after the verdict (an overrule, within the reward node's grace period); "success" when no verdict followed a seated plug within ``operator.grace_s``;
 "failure" at its patience as before.
 """
 
@@ -81,8 +81,11 @@ class SimOperatorNode(RltNode):
                 self._handover_at = None
             if event.type.terminal and event.source == EventSource.DETECTOR:
                 self._verdict = (event.episode_id, event.type)
-                if (event.type == EventType.SUCCESS) != self._seated:  # the simulator says otherwise: overrule
-                    self._press("mark_success" if self._seated else "mark_failure", key=f"overrule:{event.episode_id}")
+                # the operator looks at the plug a reaction time later (the arm goes on with its command
+                # meanwhile) and overrules a verdict the simulator contradicts then
+                said = event.type == EventType.SUCCESS
+                self._press("mark_failure" if said else "mark_success", key=f"overrule:{event.episode_id}",
+                            unless=lambda: self._seated == said)
 
     def _check_patience(self):
         """Press failure once the critical phase has lasted longer than the operator waits (not on a seated plug,

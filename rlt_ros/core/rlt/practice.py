@@ -144,8 +144,9 @@ class LearnedMarks:
     operator, run on the recorded token stream (``TOKEN_LOG_HZ``) as the reward node runs them with
     ``episode.handover: auto`` and ``reward.detector: auto``. The operator watches and presses only to
     correct them: a handover the switch has not made within its ``tolerance_s`` of the critical phase's
-    start; a verdict the plug contradicts (an overrule: the episode ends with the operator's outcome); a
-    seated plug no success verdict followed within ``grace_s`` (the scene holds still meanwhile); a failure
+    start; a verdict the plug contradicts when the operator looks, ``OPERATOR_REACTION_S`` later, the arm
+    finishing its command meanwhile (an overrule: the episode ends with the operator's outcome); a seated
+    plug no success verdict followed within ``grace_s`` (the scene holds still meanwhile); a failure
     at its patience (``PracticeConfig.critical_timeout_s``). Evaluation episodes are marked as before."""
 
     switch: object | None = None  # rlt_ros.core.rlt.switch.HandoverSwitch
@@ -376,7 +377,10 @@ class Practice:
                 break
         # the operator marks success, or failure once the critical phase outlasts its patience (terminal:
         # reward 0, no bootstrap); an episode out of time that nobody marked is a TIMEOUT (a truncation).
-        # With a learned detector its verdict marks, and the operator overrules one the plug contradicts.
+        # With a learned detector its verdict marks, and the operator overrules one the plug contradicts when
+        # it looks, its reaction time later.
+        if verdict is not None:  # the operator looks at the plug once its reaction time has passed
+            obs, info = self._coast(episode, rows, row, k, obs, info, handover)
         seated, after_s = bool(info.get("success", False)), 0.0
         judged = marks is not None and marks.detector is not None
         if seated and verdict is None and (self.token_log is not None or judged):
@@ -384,6 +388,7 @@ class Practice:
         if verdict is not None:
             end = EventType.SUCCESS if seated else EventType.FAILURE
             source = EventSource.DETECTOR if verdict == seated else EventSource.HUMAN  # else its overrule
+            after_s += 0.0 if verdict == seated else OPERATOR_REACTION_S  # the overrule comes once it looked
         elif seated:
             end, source = EventType.SUCCESS, EventSource.HUMAN
         elif crit_s is not None and crit_s >= self.cfg.critical_timeout_s - 1e-9:
@@ -414,6 +419,24 @@ class Practice:
             return fired, None
         p = marks.detector.push(episode, packet.token, packet.proprio)
         return fired, marks.detector.judge(episode, None if handover is None else (k - handover) * self.dt, p)
+
+    def _coast(self, episode: int, rows: np.ndarray, row: int, k: int, obs: dict, info: dict,
+               handover: int | None) -> tuple[dict, dict]:
+        """After a verdict at step ``k`` the arm goes on with the command it was sent (its driver follows the
+        chunk's rows, then holds the last) until the operator looks, ``OPERATOR_REACTION_S`` later, as in the
+        graph: a plug that seats meanwhile is a success to the operator. Nothing is stored from these steps;
+        the token stream runs on (recorded). Returns the observation and info the operator judges."""
+        for j in range(int(round(OPERATOR_REACTION_S / self.dt))):
+            if info.get("success", False):
+                break  # the simulator has ended the episode: the scene holds still
+            if self.token_log is not None and (k + j) % self.log_every == 0 and j:
+                packet = self._token(obs, episode, (k + j) * self.dt, True)
+                self.token_log.write_token(replace(packet, stamp=packet.stamp + self._log_offset,
+                                                   phase=Phase.VLA if handover is None else Phase.RL))
+            obs, _, _, truncated, info = self.env.step(rows[min(row + j, len(rows) - 1)], render=False)
+            if truncated:
+                break
+        return obs, info
 
     def _after_seating(self, marks: LearnedMarks | None, episode: int, obs: dict, k: int,
                        crit_s: float | None) -> tuple[bool | None, float]:
