@@ -26,6 +26,7 @@ from pathlib import Path
 
 from rlt_ros.core.episode import EpisodeRecord, EpisodeStats, PhaseTracker
 from rlt_ros.core.interfaces import EventSource, EventType
+from rlt_ros.core.rlt.configuration_detector import failure_after_s
 from rlt_ros.graph import KIND_OVERRIDES
 
 
@@ -257,7 +258,7 @@ def graph_overrides(args: argparse.Namespace, out: Path) -> dict[str, dict]:
                 "operator.critical_timeout_s", KIND_OVERRIDES["demo"]["sim_operator"]["operator.critical_timeout_s"])
             reward.update({"reward.detector": "auto", "reward.detector_path": where(args.detector)})
             if patience:  # its failure verdict comes before the operator's patience runs out
-                reward["reward.detector_failure_after_s"] = max(0.5, patience - 0.5)
+                reward["reward.detector_failure_after_s"] = failure_after_s(patience)
     return overrides
 
 

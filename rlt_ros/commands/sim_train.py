@@ -79,9 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", default=None, metavar="DIR", help="mark outcomes with this learned success "
                         "detector (`rlt train-detector --out`), as reward.detector auto does; the operator presses "
                         "only to overrule it, or when it gives no verdict")
-    parser.add_argument("--detector-failure-after", type=float, default=10.0,
+    parser.add_argument("--detector-failure-after", type=float, default=None,
                         help="the detector's failure verdict once the critical phase lasted this long [s] "
-                             "(reward.detector_failure_after_s)")
+                             "(reward.detector_failure_after_s; default: 0.5 s before --critical-timeout, as "
+                             "`rlt demo` sets it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -166,6 +167,7 @@ def _learned_marks(args: argparse.Namespace):
     if not (args.switch or args.detector):
         return None
     from rlt_ros.core.checkpoints import token_identity
+    from rlt_ros.core.rlt.configuration_detector import failure_after_s
     from rlt_ros.core.rlt.detector import DetectorRunner, SuccessDetector
     from rlt_ros.core.rlt.practice import LearnedMarks
     from rlt_ros.core.rlt.switch import HandoverSwitch
@@ -179,7 +181,10 @@ def _learned_marks(args: argparse.Namespace):
         detector = SuccessDetector.load(args.detector, identity) if args.detector else None
     except ClassifierError as err:
         raise SystemExit(f"rlt sim-train: {err}") from err
-    return LearnedMarks(switch=switch, detector=None if detector is None else DetectorRunner(detector, args.detector_failure_after))
+    if detector is not None:
+        after = args.detector_failure_after
+        detector = DetectorRunner(detector, failure_after_s(args.critical_timeout) if after is None else after)
+    return LearnedMarks(switch=switch, detector=detector)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,3 +38,9 @@ class DetectorConfig(ClassifierConfig):
         check_int(self, "consecutive", 1)
         check_int(self, "min_per_class", 1)
         check_float(self, "early_s", 0.0)
+
+
+def failure_after_s(patience_s: float) -> float:
+    """When the detector gives a failure verdict for an operator who gives up after ``patience_s`` of critical
+    phase: half a second before, so that the verdict, not the operator's press, ends a failed episode."""
+    return max(0.5, patience_s - 0.5)
