@@ -1,4 +1,5 @@
-"""bench/sample_efficiency.py's pure parts: the run commands of an arm and task, and the per-seed table."""
+"""bench/sample_efficiency.py's pure parts: the run commands of an arm and task, the per-seed table, and the
+simulated operator's own critical phase."""
 
 import argparse
 import sys
@@ -28,3 +29,13 @@ def test_per_seed_table_marks_the_held_out_seeds():
     assert "seed 5 (held out)" in head and "seed 0 (held out)" not in head
     # the held-out mean: success over both held-out seeds, critical phase over those that had successes
     assert row == "| rlt | 90% / 3.40 s | 95% / 3.20 s | 85% / - | 90.0% / 3.20 s |"
+
+
+def test_the_operator_reference_runs_the_task_variant_and_counts_the_operators_timeout():
+    hard = se.operator_reference("hard", 2, critical_timeout=12.0)
+    assert set(hard) == {"demonstrator", "teleoperator"}
+    assert hard["teleoperator"]["success_rate"] == 1.0 and hard["teleoperator"]["critical_phase_s"] < \
+        hard["demonstrator"]["critical_phase_s"]
+    # a critical phase longer than the operator's patience is a failure, as in the benchmark's runs
+    assert se.operator_reference("hard", 2, critical_timeout=1.0)["demonstrator"] == \
+        {"success_rate": 0.0, "critical_phase_s": None}
