@@ -1,5 +1,5 @@
-"""bench/sample_efficiency.py's pure parts: the run commands of an arm and task, the per-seed table, and the
-simulated operator's own critical phase."""
+"""The benchmarks' parts that run in seconds: sample_efficiency.py's run commands, per-seed table and the simulated
+operator's own critical phase; critic_probe.py on a tiny run folder."""
 
 import argparse
 import sys
@@ -39,3 +39,36 @@ def test_the_operator_reference_runs_the_task_variant_and_counts_the_operators_t
     # a critical phase longer than the operator's patience is a failure, as in the benchmark's runs
     assert se.operator_reference("hard", 2, critical_timeout=1.0)["demonstrator"] == \
         {"success_rate": 0.0, "critical_phase_s": None}
+
+
+def test_the_critic_probe_shifts_one_joint_and_prices_a_millimetre(tmp_path):
+    import json
+
+    import numpy as np
+
+    import critic_probe
+    from rlt_ros.core.rlt.configuration_rlt import RLTConfig
+    from rlt_ros.core.rlt.learner import RLTAlgorithm, save_checkpoint
+    from rlt_ros.core.rlt.replay import SOURCE_RL, SOURCE_VLA, ReplayBuffer, Transition
+
+    cfg = RLTConfig(chunk_size=4, action_dim=3, token_dim=6, proprio_dim=3, actor_hidden=(16,), critic_hidden=(16,))
+    algorithm = RLTAlgorithm(cfg)
+    algorithm.normalizer.action_std.fill_(0.01)
+    save_checkpoint(tmp_path / "checkpoints", algorithm)
+    (tmp_path / "config.json").write_text(json.dumps({"rlt": cfg.to_dict()}))
+    replay = ReplayBuffer(6, 3, 4, 3, directory=tmp_path / "replay")
+    rng = np.random.default_rng(0)
+    for episode, (index, source) in enumerate([(0, SOURCE_VLA), (0, SOURCE_RL), (2, SOURCE_RL), (0, SOURCE_RL)]):
+        chunk = lambda: rng.normal(size=(4, 3)).astype(np.float32)  # noqa: E731
+        replay.add(Transition(episode, index, rng.normal(size=6).astype(np.float32), rng.normal(size=3).astype(np.float32),
+                              chunk(), chunk(), np.zeros(4, np.float32), False, rng.normal(size=6).astype(np.float32),
+                              rng.normal(size=3).astype(np.float32), chunk(), source=source))
+    replay.close()
+    res = critic_probe.probe(tmp_path, transitions=10, lever_m=0.5)
+    assert res["states"] == 2  # the first window of each RL episode, not the VLA's nor a later one
+    assert len(res["joints"]) == 3 and res["beta"] == cfg.beta
+    for joint in res["joints"]:
+        assert joint["mean_dq"][0.0] == 0.0 and np.isfinite(list(joint["mean_dq"].values())).all()
+        assert joint["abs_dq_1mm"] >= 0.0
+        # 1 mm at 0.5 m is 2 mrad = 0.2 normalised units on every step of the chunk: beta * C * 0.2^2
+        assert abs(joint["beta_cost_1mm"] - cfg.beta * 4 * 0.2 ** 2) < 1e-6
