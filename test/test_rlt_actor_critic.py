@@ -84,6 +84,28 @@ def test_untrained_residual_actor_reproduces_reference():
     assert 0.7 * cfg.sigma < np.std(noisy - out) < 1.3 * cfg.sigma  # normalised (here identity) units
 
 
+def test_chunk_sigma_adds_one_offset_per_joint_held_for_the_whole_chunk():
+    """The exploration offset of ``chunk_sigma`` is the same on every step of a chunk, new with every chunk, one
+    per joint, on top of sigma's i.i.d. noise; without it the noise is sigma's alone."""
+    cfg = small_cfg(sigma=1e-6, chunk_sigma=0.3)
+    pol = RLTAlgorithm(cfg).policy()
+    n = 4000
+    ref = np.zeros((n, cfg.chunk_size, cfg.action_dim), np.float32)
+    out = pol.act(np.zeros((n, cfg.token_dim)), np.zeros((n, cfg.proprio_dim)), ref, explore=True,
+                  rng=np.random.default_rng(1))
+    base = pol.act(np.zeros((n, cfg.token_dim)), np.zeros((n, cfg.proprio_dim)), ref)
+    noise = out - base  # [n, C, A]
+    assert np.abs(noise - noise[:, :1]).max() < 1e-4  # held along the chunk
+    np.testing.assert_allclose(noise[:, 0].std(axis=0), 0.3, rtol=0.05)  # per joint, normalised (identity) units
+    assert abs(np.corrcoef(noise[:, 0, 0], noise[:, 0, 1])[0, 1]) < 0.05  # an offset of its own per joint
+    plain = small_cfg(sigma=0.02)
+    pol = RLTAlgorithm(plain).policy()
+    draws = pol.act(np.zeros((n, cfg.token_dim)), np.zeros((n, cfg.proprio_dim)), ref, explore=True,
+                    rng=np.random.default_rng(1)) - pol.act(np.zeros((n, cfg.token_dim)), np.zeros((n, cfg.proprio_dim)), ref)
+    expected = np.random.default_rng(1).standard_normal((n, cfg.chunk_size * cfg.action_dim)).astype(np.float32) * 0.02
+    np.testing.assert_allclose(draws.reshape(n, -1), expected, atol=1e-5)  # sigma's noise, the same draws as before
+
+
 @pytest.mark.parametrize("floor", [1e-3, 0.01])
 def test_action_scale_per_joint(floor):
     """Every joint's actions get their own std, at least action_min_std; the means are per joint too."""

@@ -47,7 +47,8 @@ class RLTConfig(ConfigMixin):
     residual_actor: bool = True  # mu = ã_in + MLP(x, ã_in) (anchored to the reference) instead of mu = MLP(x, ã_in)
     residual_init_scale: float = 1e-3  # uniform init range of the actor's last layer (a small first residual)
     # ---- policy -------------------------------------------------------------------------------------
-    sigma: float = 0.02  # fixed std of the Gaussian actor per normalised action dimension (the only exploration)
+    sigma: float = 0.02  # fixed std of the Gaussian actor per normalised action dimension (the paper's only exploration)
+    chunk_sigma: float = 0.0  # experimental: std of an acting offset per joint held for a whole chunk, beside sigma's noise (not in paper; experiments 2.18)
     target_noise_clip: float = 0.2  # TD3 target-policy smoothing: clip of the sigma noise on a' [normalised units]
     ref_dropout: float = 0.5  # fraction of TRAINING samples whose actor input ã is zeroed (never at inference)
     use_reference: bool = True  # False: the actor never sees ã (the no_ref ablation); the beta term still uses it
@@ -87,6 +88,7 @@ class RLTConfig(ConfigMixin):
         check_int_tuple(self, "critic_hidden", 1)
         check_float(self, "residual_init_scale", 0.0)
         check_float(self, "sigma", 0.0)
+        check_float(self, "chunk_sigma", 0.0)
         check_float(self, "target_noise_clip", 0.0)
         check_float(self, "ref_dropout", 0.0, 1.0)
         check_float(self, "beta", 0.0)

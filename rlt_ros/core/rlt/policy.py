@@ -2,7 +2,8 @@
 
 (z_rl [T], proprio [P], ã [H >= C, A]) -> refined chunk a_1:C [C, A] (absolute joint targets).
 ã is always given at inference (reference dropout is a training-time thing only). With ``explore`` the
-fixed-sigma Gaussian noise of the paper's actor is added (in normalised units).
+fixed-sigma Gaussian noise of the paper's actor is added (in normalised units), plus, with ``chunk_sigma``, one
+offset per joint held for the whole chunk.
 
 Weights travel as (safetensors bytes, config JSON): ``export_actor`` writes them, ``ActorPolicy.from_export``
 reads them and checks the configuration against what the receiver expects.
@@ -122,8 +123,12 @@ class ActorPolicy:
         ref_n = n.action(torch.from_numpy(ref)).reshape(b, c * a)
         ref_in = ref_n if self.cfg.use_reference else torch.zeros_like(ref_n)
         mu = self.actor(n.token(torch.from_numpy(token)), n.proprio(torch.from_numpy(proprio)), ref_in)
-        if explore and self.cfg.sigma > 0:
-            noise = (rng or np.random.default_rng()).standard_normal((b, c * a)).astype(np.float32)
-            mu = mu + torch.from_numpy(noise) * self.cfg.sigma
+        if explore and (self.cfg.sigma > 0 or self.cfg.chunk_sigma > 0):
+            rng = rng or np.random.default_rng()
+            noise = rng.standard_normal((b, c * a)).astype(np.float32) * self.cfg.sigma
+            if self.cfg.chunk_sigma > 0:  # one offset per joint, held for the whole chunk
+                offset = rng.standard_normal((b, 1, a)).astype(np.float32) * self.cfg.chunk_sigma
+                noise += np.broadcast_to(offset, (b, c, a)).reshape(b, c * a)
+            mu = mu + torch.from_numpy(noise)
         out = n.unaction(mu.reshape(b, c, a)).numpy().astype(np.float32)
         return out[0] if single else out
