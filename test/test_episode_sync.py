@@ -116,14 +116,14 @@ def test_demo_progress_splits_base_and_practice():
     for t, marks in ((20.0, EventSource.DETECTOR), (30.0, EventSource.HUMAN)):  # learned marks, then a person's
         for e in (m.start(t), m.handover(t + 1, EventSource.DETECTOR), m.mark(True, t + 4, marks)):
             p.on_event(e)
-    assert "| base VLA (before the actor's first weights) | 1 | 100% | 100% | 2.00 | 2.00 |" in summary(p, 10, 8.0)
+    assert "| base VLA (before the actor's first weights) | 1 | 100% | 100% | 2.00 | 2.00 (1.00) |" in summary(p, 10, 8.0)
     table = summary(p, 10, 2.5)  # the evaluation's 3 s insertions miss a 2.5 s budget
-    assert ("| policy | episodes | success | inserted within 2.5 s | median critical phase [s] | presses per episode |"
+    assert ("| policy | episodes | success | inserted within 2.5 s | median critical phase [s] | presses per episode (handover) |"
             in table)
-    assert "| base VLA (before the actor's first weights) | 1 | 100% | 100% | 2.00 | 2.00 |" in table
-    assert "| RLT practice, episodes 2-3 (exploring) | 2 | 0% | 0% | - | 2.00 |" in table
-    assert "| RLT after practice, no exploration noise | 2 | 100% | 0% | 3.00 | 0.50 |" in table
-    assert "| all episodes | 5 | 60% | 20% | 3.00 | 1.40 |" in table and "switch and detector" not in table
+    assert "| base VLA (before the actor's first weights) | 1 | 100% | 100% | 2.00 | 2.00 (1.00) |" in table
+    assert "| RLT practice, episodes 2-3 (exploring) | 2 | 0% | 0% | - | 2.00 (1.00) |" in table
+    assert "| RLT after practice, no exploration noise | 2 | 100% | 0% | 3.00 | 0.50 (0.00) |" in table
+    assert "| all episodes | 5 | 60% | 20% | 3.00 | 1.40 (0.60) |" in table and "switch and detector" not in table
     p.on_stats(LearnerStats(updates=900, transitions=300, names=["detector_accuracy", "marks_version", "utd_achieved"],
                             values=[0.97, 2.0, 5.0]))
     assert ("The learner's switch and detector (version 2) on their held-out episodes: detector_accuracy 0.97"

@@ -426,12 +426,12 @@ def test_learned_marks_leave_the_operator_nothing_to_press_when_they_are_right(t
     marked by the operator as before; without marks every practice episode costs two presses."""
     p, log = _marked_practice(tmp_path, reach=0.6, says=seated)
     res = p.run_episode(0, "warmup", seed=0, start="home")
-    assert res.success and res.presses == 0 and res.transitions > 0
+    assert res.success and res.presses == 0 and res.handover_presses == 0 and res.transitions > 0
     assert _sources(log, 0) == [("START", "SYSTEM"), ("HANDOVER", "DETECTOR"), ("SUCCESS", "DETECTOR")]
     data = p.replay.arrays()
     assert data["done"][-1] and data["rewards"][-1].sum() == 1.0
     ev = p.run_episode(1, "eval", seed=0, start="home")
-    assert ev.success and ev.presses == 2 and _sources(log, 1)[1:] == [("HANDOVER", "HUMAN"), ("SUCCESS", "HUMAN")]
+    assert ev.success and ev.presses == 2 and ev.handover_presses == 1 and _sources(log, 1)[1:] == [("HANDOVER", "HUMAN"), ("SUCCESS", "HUMAN")]
     p.replay.close()
 
     operator = make_practice(tmp_path / "operator", start="home")
@@ -446,7 +446,7 @@ def test_the_operator_corrects_a_late_switch_and_overrules_a_false_success(tmp_p
     stored as a truncation (the detector cut it: no terminal row, nothing rewarded)."""
     p, log = _marked_practice(tmp_path, reach=0.0, says=lambda env: 1.0)
     res = p.run_episode(0, "warmup", seed=0, start="home")
-    assert not res.success and res.presses == 2
+    assert not res.success and res.presses == 2 and res.handover_presses == 1
     assert _sources(log, 0) == [("START", "SYSTEM"), ("HANDOVER", "HUMAN"), ("FAILURE", "HUMAN")]
     handover = next(e for e in log.events if e.type.name == "HANDOVER")
     assert handover.note == "late switch"  # no label for the switch: the operator waited for it
@@ -485,5 +485,5 @@ def test_a_failure_verdict_ends_the_episode_and_a_silent_detector_costs_a_press(
     # a detector that never decides: the operator marks the seated plug once the grace period has passed
     p, log = _marked_practice(tmp_path / "silent", reach=0.6, says=lambda env: 0.5)
     res = p.run_episode(0, "warmup", seed=0, start="home")
-    assert res.success and res.presses == 1 and _sources(log, 0)[-1] == ("SUCCESS", "HUMAN")
+    assert res.success and res.presses == 1 and res.handover_presses == 0 and _sources(log, 0)[-1] == ("SUCCESS", "HUMAN")
     p.replay.close()

@@ -89,6 +89,7 @@ class Progress:
         self.eval_after_episode: int | None = None  # episodes with a larger id are the noise-free evaluation
         self.base: list[EpisodeRecord] = []
         self.presses: dict[int, int] = {}  # episode id -> the operator's handover and outcome presses
+        self.handover_presses: dict[int, int] = {}  # episode id -> the operator's handover presses
         self.out = out
         self.tty = out.isatty()
         self._lock = threading.Lock()
@@ -100,6 +101,8 @@ class Progress:
                 self.episode += 1
             if event.source == EventSource.HUMAN and (event.type == EventType.HANDOVER or event.type.terminal):
                 self.presses[event.episode_id] = self.presses.get(event.episode_id, 0) + 1
+                if event.type == EventType.HANDOVER:
+                    self.handover_presses[event.episode_id] = self.handover_presses.get(event.episode_id, 0) + 1
             record = self.stats.apply(event)
             if record is not None and self.first_weights_at_episode is None:
                 self.base.append(record)
@@ -165,7 +168,7 @@ def blocks(records: list, size: int) -> list[list]:
 
 def summary(progress: Progress, block: int, budget_s: float) -> str:
     """The table: success, successes within ``budget_s`` of the handover, median critical phase of successes,
-    and the operator's presses (handover and outcome) per episode."""
+    and the operator's presses per episode (all, and in brackets those that hand over)."""
     def row(name, records):
         if not records:
             return f"| {name} | 0 | - | - | - | - |"
@@ -174,11 +177,12 @@ def summary(progress: Progress, block: int, budget_s: float) -> str:
         in_budget = 100 * sum(c <= budget_s for c in crit) / len(records)
         med = f"{statistics.median(crit):.2f}" if crit else "-"
         presses = sum(progress.presses.get(r.episode_id, 0) for r in records) / len(records)
-        return f"| {name} | {len(records)} | {rate:.0f}% | {in_budget:.0f}% | {med} | {presses:.2f} |"
+        handover = sum(progress.handover_presses.get(r.episode_id, 0) for r in records) / len(records)
+        return f"| {name} | {len(records)} | {rate:.0f}% | {in_budget:.0f}% | {med} | {presses:.2f} ({handover:.2f}) |"
 
     base, practice, evaluation = progress.split()
     lines = [f"| policy | episodes | success | inserted within {budget_s:g} s | median critical phase [s] "
-             "| presses per episode |",
+             "| presses per episode (handover) |",
              "|---|---|---|---|---|---|",
              row("base VLA (before the actor's first weights)", base)]
     first = len(base) + 1  # the demo's own episode count (the reward node's ids are large)

@@ -136,6 +136,7 @@ class EpisodeResult:
     learner: dict | None = None  # last learner statistics (critic_loss, q_mean, mu_deviation, ...)
     intervened: bool = False  # the operator took over (teleoperated) the end of the episode
     presses: int = 0  # the operator's button presses: handover and success/failure marks (not takeovers)
+    handover_presses: int = 0  # of those, the handover presses (the rest mark the outcome)
 
 
 @dataclass
@@ -323,7 +324,7 @@ class Practice:
                               rng=self.rng)
         ctl.policy = self.policy if actor_drives else None
         intervene_after = self.cfg.intervene_after_s if kind == "rl" else 0.0
-        stored, k, handover, human, rows, row, presses = 0, 0, None, False, None, 0, 0
+        stored, k, handover, human, rows, row, handover_presses = 0, 0, None, False, None, 0, 0
         critical_at, verdict, crit_s = None, None, None
         self._event(ctl, episode, 0, EventType.START, EventSource.SYSTEM)
         while True:
@@ -342,7 +343,7 @@ class Practice:
             late = marks is None or marks.switch is None or (
                 critical_at is not None and (k - critical_at) * self.dt >= marks.switch.cfg.tolerance_s - 1e-9)
             if handover is None and critical_at is not None and late:
-                handover, presses = k, presses + 1  # the operator hands over (with a switch: it was late)
+                handover, handover_presses = k, 1  # the operator hands over (with a switch: it was late)
                 self._event(ctl, episode, k, EventType.HANDOVER,
                             note="" if marks is None or marks.switch is None else LATE_SWITCH)
             if logged is not None and self.token_log is not None:
@@ -395,7 +396,7 @@ class Practice:
             end, source = EventType.FAILURE, EventSource.HUMAN
         else:
             end, source = EventType.TIMEOUT, EventSource.TIMEOUT
-        presses += source == EventSource.HUMAN
+        presses = handover_presses + (source == EventSource.HUMAN)
         marked = {(end, source == EventSource.DETECTOR)}  # + the verdict the operator overruled, if any
         if verdict is not None and verdict != seated:
             marked.add((EventType.SUCCESS if verdict else EventType.FAILURE, True))
@@ -406,7 +407,8 @@ class Practice:
             self.replay.sync()
             if self.cfg.learner_mode == "interleaved":
                 self.learner.catch_up()
-        return self._result(episode, kind, success, crit_s, float(info["time"]) - t0, stored, wall0, human, presses)
+        return self._result(episode, kind, success, crit_s, float(info["time"]) - t0, stored, wall0, human, presses,
+                            handover_presses)
 
     def _marks_tick(self, marks: LearnedMarks, episode: int, packet: TokenPacket, handover: int | None,
                     k: int) -> tuple[bool, bool | None]:
@@ -500,14 +502,15 @@ class Practice:
             time.sleep(0.002)
 
     def _result(self, episode, kind, success, crit_s, episode_s, stored, wall0, intervened=False,
-                presses=0) -> EpisodeResult:
+                presses=0, handover_presses=0) -> EpisodeResult:
         if kind in ("warmup", "rl", "base"):
             self.sim_time_s += episode_s
         return EpisodeResult(episode=episode, kind=kind, success=bool(success), critical_s=crit_s,
                              episode_s=episode_s, transitions=stored, updates=self.algorithm.num_updates,
                              wall_s=time.perf_counter() - wall0, sim_total_s=self.sim_time_s,
                              learner={k: round(float(v), 5) for k, v in self.learner.stats.items()} or None,
-                             intervened=bool(intervened), presses=int(presses))
+                             intervened=bool(intervened), presses=int(presses),
+                             handover_presses=int(handover_presses))
 
     # ---- the run ----------------------------------------------------------------------------------
     def episode_seed(self, episode: int) -> int:
@@ -585,7 +588,7 @@ class Practice:
 def summarize(results: list[EpisodeResult]) -> dict:
     """Success rate, median critical phase of successes [s], throughput (successes per 10 simulated min),
     how many episodes the operator took over (their successes count: the operator marks the outcome), and
-    the operator's button presses (handover and outcome marks)."""
+    the operator's button presses (handover and outcome marks; ``handover_presses`` of them hand over)."""
     n = len(results)
     succ = [r for r in results if r.success]
     crit = [r.critical_s for r in succ if r.critical_s is not None]
@@ -598,4 +601,5 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "sim_time_s": total_s,
         "interventions": sum(r.intervened for r in results),
         "presses": sum(r.presses for r in results),
+        "handover_presses": sum(r.handover_presses for r in results),
     }
