@@ -228,30 +228,6 @@ def test_initial_weights_from_a_sim_train_actor_folder(tmp_path):
         ChunkController(ActorConfig(initial_weights=str(tmp_path)), RLT, ARM)
 
 
-def test_reference_plan_carries_the_actors_standing_deviation_until_the_next_replan():
-    """With carry, ã is the plan shifted by the last row's deviation from it: a correction stays in ã, progress is
-    read past it, a pass-through keeps the plan as it is, and a replan starts from the VLA's chunk again."""
-    plan = ReferencePlan(execute_steps=12, chunk_size=4, carry=True)
-    chunk = np.arange(30)[:, None] * np.array([[1.0, 0.0]])
-    ref = plan.decide(chunk)
-    plan.step(4)
-    assert plan.follow(ref[-1]) == 0  # passed through: no deviation
-    np.testing.assert_array_equal(plan.window(), chunk[4:8])
-    plan.step(4)
-    assert plan.follow(np.array([7.0, 0.5])) == 0  # a sideways correction of 0.5 at row 7
-    np.testing.assert_allclose(plan.window(), chunk[8:12] + [0.0, 0.5])  # ã keeps it
-    plan.step(4)
-    assert plan.follow(np.array([13.0, 0.5])) == 2  # ran 2 rows ahead with the correction held: progress only
-    np.testing.assert_allclose(plan.window(), chunk[14:18] + [0.0, 0.5])
-    plan.step(4)
-    np.testing.assert_array_equal(plan.decide(100 + chunk), 100 + chunk[:4])  # replanned: the VLA's chunk as it is
-    still = ReferencePlan(execute_steps=12, chunk_size=4)  # without carry ã is the plan itself
-    still.decide(chunk)
-    still.step(4)
-    still.follow(np.array([3.0, 0.5]))
-    np.testing.assert_array_equal(still.window(), chunk[4:8])
-
-
 def test_reference_plan_follows_one_chunk_for_execute_steps_rows():
     plan = ReferencePlan(execute_steps=6, chunk_size=4)
     first, second = np.arange(10)[:, None] * np.ones((1, 3)), 100 + np.arange(10)[:, None] * np.ones((1, 3))

@@ -130,7 +130,7 @@ class ChunkController:
         self._teleop = None
         self._teleop_at = -np.inf
         self._plan: np.ndarray | None = None
-        self._reference = ReferencePlan(config.vla_execute_steps, rlt.chunk_size, rlt.reference_carry)
+        self._reference = ReferencePlan(config.vla_execute_steps, rlt.chunk_size)
         self._plan_source = ChunkSource.HOLD
         self._plan_t0 = 0.0  # when the running plan was sent: its row i is the target of control step t0 + i dt
         self._index = 0  # rows of the running plan accounted for (recorded)

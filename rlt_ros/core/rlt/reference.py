@@ -19,12 +19,6 @@ back) to just past the row nearest the last target sent (``follow``), so ã is t
 the arm, and a faster arm consumes the plan, and so replans, sooner. An actor that passes ã through never
 moves it: the untrained actor is still the base policy. The variants tried are in docs/experiments.md.
 
-Carry (``rlt.reference_carry``, experimental, not in the paper): the plan is absolute joint targets, so a
-correction the actor makes in one chunk is pulled back by the next chunk's ã. With carry, ã is the plan
-shifted by the actor's standing deviation from it (the last row sent minus the plan's row it stands at),
-until the next replan, so a correction persists without being paid for again, and a VLA that is passed
-through is unchanged (its deviation stays 0).
-
 Used by the one episode collector (rlt_ros.core.control.ChunkController), which actor_node and in-process
 practice both drive.
 """
@@ -37,17 +31,16 @@ import numpy as np
 class ReferencePlan:
     """One VLA chunk followed row by row; ``decide`` replans when due, ``window`` reads ã at any step."""
 
-    def __init__(self, execute_steps: int, chunk_size: int, carry: bool = False):
+    def __init__(self, execute_steps: int, chunk_size: int):
         if execute_steps < 1 or chunk_size < 1:
             raise ValueError(f"ReferencePlan: execute_steps ({execute_steps}) and chunk_size ({chunk_size}) must be >= 1")
-        self.execute_steps, self.chunk_size, self.carry = int(execute_steps), int(chunk_size), bool(carry)
+        self.execute_steps, self.chunk_size = int(execute_steps), int(chunk_size)
         self.chunk: np.ndarray | None = None  # [H, A] the plan
         self.offset = 0  # rows of the plan gone by
-        self.deviation: np.ndarray | float = 0.0  # [A] with carry: the last row sent minus the plan's row it stands at
 
     def reset(self) -> None:
         """Forget the plan (a phase change): the next decision starts from the newest chunk."""
-        self.chunk, self.offset, self.deviation = None, 0, 0.0
+        self.chunk, self.offset = None, 0
 
     def due(self) -> bool:
         return (self.chunk is None or self.offset >= self.execute_steps
@@ -61,25 +54,19 @@ class ReferencePlan:
             if newest.ndim != 2 or newest.shape[0] < self.chunk_size:
                 raise ValueError(f"ReferencePlan: a VLA chunk must be [H >= C={self.chunk_size}, A], got {newest.shape}")
             self.chunk, self.offset = newest, min(max(int(skip), 0), len(newest) - self.chunk_size)
-            self.deviation = 0.0  # the new chunk starts from the arm as the VLA saw it
         return self.window()
 
     def follow(self, executed: np.ndarray) -> int:
         """After a decision's rows went out: when the executed target ``executed`` [A] (the last row sent)
         lies further along the plan than the plan's own last row, move the plan's current row forward to
         just past its nearest row (never back), so that ã is the plan ahead of an actor that ran ahead
-        rather than a reference it has outrun. Returns the rows skipped (0 for an actor passing ã through).
-        With carry, progress is read from ``executed`` less the deviation already carried, and the deviation
-        is then that of ``executed`` from the plan's row it stands at."""
+        rather than a reference it has outrun. Returns the rows skipped (0 for an actor passing ã through)."""
         if self.chunk is None or self.offset < 1:
             return 0
-        executed = np.asarray(executed, self.chunk.dtype)
         last = min(self.offset, len(self.chunk)) - 1
-        dist = np.linalg.norm(self.chunk[last:] - (executed - self.deviation), axis=1)
+        dist = np.linalg.norm(self.chunk[last:] - np.asarray(executed, self.chunk.dtype), axis=1)
         skip = int(np.argmin(dist))
         self.offset += skip
-        if self.carry:
-            self.deviation = executed - self.chunk[min(self.offset, len(self.chunk)) - 1]
         return skip
 
     def window(self) -> np.ndarray:
@@ -89,7 +76,7 @@ class ReferencePlan:
         rows = self.chunk[self.offset: self.offset + self.chunk_size]
         if len(rows) < self.chunk_size:
             rows = np.concatenate([rows, np.repeat(self.chunk[-1:], self.chunk_size - len(rows), axis=0)])
-        return rows + self.deviation
+        return rows
 
     def step(self, rows: int = 1) -> None:
         """``rows`` control steps were executed."""
