@@ -48,7 +48,7 @@ class RLTConfig(ConfigMixin):
     residual_init_scale: float = 1e-3  # uniform init range of the actor's last layer (a small first residual)
     # ---- policy -------------------------------------------------------------------------------------
     sigma: float = 0.02  # fixed std of the Gaussian actor per normalised action dimension (the paper's only exploration)
-    chunk_sigma: float = 0.0  # experimental: std of an acting offset per joint held for a whole chunk, beside sigma's noise (not in paper; experiments 2.18)
+    chunk_sigma: float = 0.0  # experimental: std of an acting offset per joint held for a whole chunk, beside sigma's noise; 0.1 for a task the base mostly fails (not in paper; experiments 2.19)
     target_noise_clip: float = 0.2  # TD3 target-policy smoothing: clip of the sigma noise on a' [normalised units]
     ref_dropout: float = 0.5  # fraction of TRAINING samples whose actor input ã is zeroed (never at inference)
     use_reference: bool = True  # False: the actor never sees ã (the no_ref ablation); the beta term still uses it
