@@ -76,8 +76,7 @@ def job_command(arm: str, seed: int, args, out: Path) -> list[str]:
         cmd += ["--episodes", str(args.episodes), "--minutes", str(args.minutes)]
     if args.vla:
         cmd += ["--vla", args.vla]
-    if arm != "no_token":  # base loads the token too (unused: the VLA drives)
-        cmd += ["--token", str(args.token)]
+    cmd += ["--token", str(args.token)]  # no_token and base read only its action statistics
     if arm != "base" and args.intervene_after:
         cmd += ["--intervene-after", str(args.intervene_after)]
     for kv in args.rlt:

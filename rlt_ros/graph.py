@@ -159,7 +159,8 @@ def graph(kind: str, arm: str, overrides: Mapping[str, Mapping[str, ParamValue]]
           extra_params: tuple[str, ...] = (), directory: Path | None = None) -> list[NodeSpec]:
     """The nodes of graph ``kind`` (train|eval) for ``arm`` (sim|ur|franka|so101), ready to start.
 
-    overrides: node name -> {parameter: value}, applied after everything else.
+    overrides: node name -> {parameter: value}, applied after everything else; the vla node's
+    ``vla.token_checkpoint`` is also every other node's ``episode.token_checkpoint``.
     extra_params: more parameter files, applied after rlt.yaml and the arm's file (e.g. a user's tuning).
     """
     if kind not in KINDS:
@@ -178,11 +179,15 @@ def graph(kind: str, arm: str, overrides: Mapping[str, Mapping[str, ParamValue]]
     if unknown:
         raise ValueError(f"overrides for nodes {unknown} that are not in the {kind} graph of arm {arm}; "
                          f"its nodes: {sorted(names)}")
+    # the vla node's RL token is the one the nodes reading episode.* check against (learner: its action scale)
+    token = overrides.get("vla", {}).get("vla.token_checkpoint")
     specs = []
     for spec in nodes:
         values: dict[str, ParamValue] = {}
         if arm == "sim" and not spec.driver:
             values["use_sim_time"] = True
+        if token and not spec.driver:
+            values["episode.token_checkpoint"] = token
         values.update(KIND_OVERRIDES.get(kind, {}).get("*", {}))  # nodes that do not read a shared one ignore it
         values.update(KIND_OVERRIDES.get(kind, {}).get(spec.name, {}))
         values.update(overrides.get(spec.name, {}))

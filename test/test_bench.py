@@ -15,7 +15,8 @@ def test_job_command_carries_the_task_and_the_arm():
     args = argparse.Namespace(eval_episodes=80, critical_timeout=12.0, minutes=90.0, episodes=250, vla=None,
                               token="tok", intervene_after=0.0, rlt=[], task="hard", device="cpu")
     cmd = se.job_command("no_token", 5, args, Path("/tmp/x"))
-    assert cmd[cmd.index("--episodes") + 1] == "250" and "--token" not in cmd
+    # the no-token arm reads only the token folder's action statistics (the same action scale as RLT)
+    assert cmd[cmd.index("--episodes") + 1] == "250" and cmd[cmd.index("--token") + 1] == "tok"
     assert cmd[-4:] == ["--sim", "chamfer_mm=1.0", "--state", "image"] and "clearance_mm=0.3" in cmd
     base = se.job_command("base", 5, argparse.Namespace(**{**vars(args), "task": "default"}), Path("/tmp/x"))
     assert "--base" in base and "--sim" not in base and base[base.index("--episodes") + 1] == "1"

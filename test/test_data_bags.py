@@ -191,3 +191,9 @@ def test_record_expert_demos_end_to_end(tmp_path):
         assert json.dumps(e.meta["sim_config"])  # the episode's configuration travels with it
         # recorded actions drive the joints: the final position is close to the last target
         np.testing.assert_allclose(e.joint_pos[-1], e.actions[-2], atol=0.02)
+    # as training demos, each starts its critical phase at the first step at or after the marked time
+    from rlt_ros.core.vla.training_builtin import load_demo_episodes
+
+    for e, demo in zip(eps, load_demo_episodes(summary.bag_dir.parent)):
+        k = demo.critical_start
+        assert 0 < k < len(e) and e.times[k - 1] < e.critical_phase_start <= e.times[k]

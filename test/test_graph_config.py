@@ -308,6 +308,11 @@ def test_vla_launch_arguments_override_the_vla_node(tmp_path):
     doc = yaml.safe_load(Path(graph.write_overrides(specs["vla"], tmp_path)).read_text())
     assert doc == {"/vla": {"ros__parameters": {"vla.backend": "pi05", "vla.checkpoint": "/models/pi05"}}}
     assert graph.vla_overrides({"arm": "ur", "vla.backend": ""}) == {}
+    # the RL token given to the vla node is the one the learner takes its action scale from (episode.*)
+    values = parse_launch_args(["arm:=ur", "vla.token_checkpoint:=/runs/token"])
+    specs = {s.name: s for s in graph.graph("train", "ur", overrides=graph.vla_overrides(values))}
+    assert specs["vla"].overrides == {"vla.token_checkpoint": "/runs/token", "episode.token_checkpoint": "/runs/token"}
+    assert all(specs[n].overrides["episode.token_checkpoint"] == "/runs/token" for n in ("learner", "reward"))
 
 
 def test_graph_env_defaults(monkeypatch):

@@ -240,3 +240,50 @@ def test_rlt_config_validation():
         RLTConfig(gamma=1.5)
     cfg = RLTConfig(actor_hidden=(512, 512, 512))
     assert RLTConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_action_stats_of_the_demos_critical_phase_set_the_normalisers_action_scale(tmp_path):
+    from rlt_ros.core.rlt.action_stats import ActionStats, demo_action_stats, load_action_stats, store_action_stats
+    from rlt_ros.core.rlt.modeling_actor_critic import Normalizer
+    from rlt_ros.core.vla.training_builtin import DemoEpisode
+
+    rng = np.random.default_rng(0)
+    demos, critical = [], []
+    for start in (5, 0, 9):
+        actions = rng.normal(size=(12, 2)).astype(np.float32)
+        actions[:start] += 50.0  # before the critical phase: not counted
+        critical.append(actions[start:])
+        demos.append(DemoEpisode(images={}, proprio=np.zeros((12, 3), np.float32), actions=actions,
+                                 joint_names=("a", "b"), critical_start=start))
+    unmarked = DemoEpisode(images={}, proprio=np.zeros((12, 3), np.float32), actions=np.full((12, 2), 9.0, np.float32))
+    assert demo_action_stats([unmarked]) is None  # no marked critical phase: no statistics, not the whole episode
+    stats = demo_action_stats(demos + [unmarked])
+    rows = np.concatenate(critical).astype(np.float64)
+    np.testing.assert_allclose(stats.mean, rows.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(stats.std, rows.std(0), rtol=1e-6)
+    assert (stats.episodes, stats.rows, stats.joint_names) == (3, len(rows), ("a", "b"))
+    with pytest.raises(ValueError, match="critical_start"):
+        DemoEpisode(images={}, proprio=np.zeros((4, 3), np.float32), actions=np.zeros((4, 2), np.float32),
+                    critical_start=4)
+    # stored beside the token's other metadata, read back; none stored -> None
+    (tmp_path / "token_meta.json").write_text('{"embed_dim": 32}')
+    assert load_action_stats(tmp_path) is None
+    store_action_stats(tmp_path, stats)
+    assert load_action_stats(tmp_path) == stats and "embed_dim" in (tmp_path / "token_meta.json").read_text()
+    # of another arm: refused with the command that makes them
+    with pytest.raises(ValueError, match="2 joints but the arm has 3.*--stats-only"):
+        ActionStats(mean=(0.0,) * 2, std=(1.0,) * 2, episodes=1, rows=1).check_arm(3)
+    with pytest.raises(ValueError, match="joints"):
+        stats.check_arm(2, ("x", "y"))
+    for bad in (dict(std=(0.0, 1.0)), dict(std=(1.0,)), dict(mean=(np.nan, 0.0))):
+        with pytest.raises(ValueError, match="action statistics"):
+            ActionStats(**{**dict(mean=(0.0, 0.0), std=(1.0, 1.0), episodes=1, rows=1), **bad})
+    # the normaliser takes the demos' action scale, floored, and fits the state on the data it is given
+    norm = Normalizer(token_dim=4, proprio_dim=3, action_dim=2, action_min_std=0.5)
+    tokens = rng.normal(3.0, 2.0, size=(200, 4))
+    norm.fit(tokens, rng.normal(size=(200, 3)), stats)
+    np.testing.assert_allclose(norm.action_mean.numpy(), stats.mean, rtol=1e-5)
+    np.testing.assert_allclose(norm.action_std.numpy(), np.maximum(stats.std, 0.5), rtol=1e-5)
+    np.testing.assert_allclose(norm.token_mean.numpy(), tokens.mean(0), rtol=1e-5)
+    with pytest.raises(ValueError, match="2 joints for 3"):
+        Normalizer(token_dim=4, proprio_dim=3, action_dim=3).fit(tokens, np.zeros((200, 3)), stats)

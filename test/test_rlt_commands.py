@@ -26,16 +26,45 @@ def test_train_token_command(tmp_path, tiny_vla):
     demos = tmp_path / "demos"
     demos.mkdir()
     rng = np.random.default_rng(0)
+    critical = []  # the action rows of each demo's critical phase (from step 12 on)
     for i in range(3):
         t = 20
+        actions = rng.normal(size=(t, 5)).astype(np.float32)
+        actions[:12] += 100.0  # the approach: far from the critical phase, must not enter the action statistics
+        critical.append(actions[12:])
         np.savez(demos / f"ep{i}.npz", images_base=rng.integers(0, 255, (t, 16, 16, 3), dtype=np.uint8),
                  images_wrist=rng.integers(0, 255, (t, 16, 16, 3), dtype=np.uint8),
-                 proprio=rng.normal(size=(t, 10)).astype(np.float32), actions=rng.normal(size=(t, 5)).astype(np.float32))
+                 proprio=rng.normal(size=(t, 10)).astype(np.float32), actions=actions, critical_start=12)
+    t = 20  # a demo that marks no critical phase: left out of the action statistics
+    np.savez(demos / "ep3.npz", images_base=rng.integers(0, 255, (t, 16, 16, 3), dtype=np.uint8),
+             images_wrist=rng.integers(0, 255, (t, 16, 16, 3), dtype=np.uint8),
+             proprio=rng.normal(size=(t, 10)).astype(np.float32), actions=np.full((t, 5), 50.0, np.float32))
     out = tmp_path / "token"
     assert main(["train-token", "--vla", str(tiny_vla), "--demos", str(demos), "--out", str(out), "--steps", "10",
                  "--frame-stride", "2", "--heads", "2", "--token-dim", "8"]) == 0
     meta = json.loads((out / "token_meta.json").read_text())
     assert meta["embed_dim"] == 32 and np.isfinite(meta["report"]["val_loss"])
+    rows = np.concatenate(critical).astype(np.float64)
+    stats = meta["action_stats"]
+    assert (stats["episodes"], stats["rows"]) == (3, 24)
+    np.testing.assert_allclose(stats["mean"], rows.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats["std"], rows.std(0), rtol=1e-5)
+    # --stats-only renews them from other demos and keeps the rest of the token folder
+    weights = (out / "token.safetensors").read_bytes()
+    for i in range(3):
+        with np.load(demos / f"ep{i}.npz") as f:
+            np.savez(demos / f"ep{i}.npz", **{k: (f[k] * 2 if k == "actions" else f[k]) for k in f.files})
+    assert main(["train-token", "--stats-only", "--demos", str(demos), "--out", str(out)]) == 0
+    renewed = json.loads((out / "token_meta.json").read_text())
+    np.testing.assert_allclose(renewed["action_stats"]["std"], 2 * rows.std(0), rtol=1e-5)
+    assert renewed["report"] == meta["report"] and (out / "token.safetensors").read_bytes() == weights
+    with pytest.raises(SystemExit, match="not an RL-token folder"):
+        main(["train-token", "--stats-only", "--demos", str(demos), "--out", str(tmp_path / "elsewhere")])
+    for i in range(3):  # demos that mark no critical phase give no statistics
+        with np.load(demos / f"ep{i}.npz") as f:
+            np.savez(demos / f"ep{i}.npz", **{k: f[k] for k in f.files if k != "critical_start"})
+    with pytest.raises(SystemExit, match="marks its critical phase"):
+        main(["train-token", "--stats-only", "--demos", str(demos), "--out", str(out)])
     enc = TokenEncoder.from_dir(out, expect_embed_dim=32)
     assert enc.token_dim == 8
     with pytest.raises(TokenDimensionError):
@@ -46,8 +75,14 @@ def test_sim_train_command_runs_and_resumes(tmp_path, tiny_vla):
     from rlt_ros.core.rlt.configuration_token import TokenConfig
     from rlt_ros.core.rlt.modeling_token import RLTokenModel
 
+    from rlt_ros.core.rlt.action_stats import ActionStats, store_action_stats
+
     token = tmp_path / "token"
     RLTokenModel(TokenConfig(embed_dim=32, max_tokens=16, heads=2, token_dim=8)).save(token)
+    # the demonstrations' action scale stored with the token is the learner's, whatever the warm-up held
+    demo_std = (0.011, 0.02, 0.023, 0.018, 0.05)
+    store_action_stats(token, ActionStats(mean=(0.0, 0.85, 1.54, 0.75, 0.0), std=demo_std, episodes=150,
+                                          rows=45000, joint_names=tuple(JOINTS)))
     out = tmp_path / "run"
     # start 10 mm above the socket: inside the critical phase at once (the random VLA would not get there)
     args = ["sim-train", "--vla", str(tiny_vla), "--token", str(token), "--out", str(out), "--no-progress",
@@ -63,6 +98,8 @@ def test_sim_train_command_runs_and_resumes(tmp_path, tiny_vla):
     policy = ActorPolicy.from_export((out / "actor" / "actor.safetensors").read_bytes(),
                                      (out / "actor" / "actor_config.json").read_text())
     assert policy.cfg.action_dim == 5 and policy.cfg.proprio_dim == 17 and policy.cfg.token_dim == 8
+    np.testing.assert_allclose(policy.normalizer.action_std.numpy(), demo_std, rtol=1e-6)
+    np.testing.assert_allclose(policy.normalizer.action_mean.numpy(), (0.0, 0.85, 1.54, 0.75, 0.0), atol=1e-6)
     assert main(args + ["--episodes", "4"]) == 0  # resumes the run: one more episode
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 4
     # resumed without its --rlt overrides, the run keeps them; a new --rlt value changes only that field

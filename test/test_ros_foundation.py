@@ -88,3 +88,19 @@ def test_ctrl_c_during_message_conversion_is_a_clean_stop():
     assert proc.returncode == 0, proc.stderr
     assert "closed" in proc.stdout
     assert "stopping: the shutdown signal interrupted a callback (Unable to convert" in proc.stderr
+
+
+def test_a_renamed_parameter_is_refused_with_its_new_name(ros_node):
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from rlt_ros.ros.parameters import ParameterError, reject_unknown_parameters
+
+    node = Node("renamed_probe", context=ros_node.context,
+                parameter_overrides=[Parameter("episode.switch_token", value="/runs/token")])
+    try:
+        node.declare_parameter("episode.timeout_s", 30.0)
+        with pytest.raises(ParameterError, match="episode.switch_token is now episode.token_checkpoint"):
+            reject_unknown_parameters(node)
+    finally:
+        node.destroy_node()

@@ -77,6 +77,13 @@ def test_train_graph_on_sim(ros_domain, ros_node, tmp_path):
         wait_for(lambda: weights and any(c.source == ChunkSource.ACTOR.value for c in chunks), 150,
                  ros_node.spin_once, "actor chunks with the learner's weights\n" + log.getvalue()[-5000:])
         assert weights[-1].version > 0
+        # the learner's action scale is the demonstrations' (stored with the RL token the graph runs)
+        from rlt_ros.core.checkpoints import token_checkpoint
+        from rlt_ros.core.rlt.action_stats import load_action_stats
+        from rlt_ros.core.rlt.policy import ActorPolicy
+        policy = ActorPolicy.from_export(bytes(weights[-1].safetensors), weights[-1].config_json)
+        np.testing.assert_allclose(policy.normalizer.action_std.numpy(), load_action_stats(token_checkpoint()).std,
+                                   rtol=1e-6)
         named = dict(zip(stats[-1].names, stats[-1].values))  # how the learner keeps up with the data
         assert 0 < named["utd_achieved"] <= 1.0 + 1e-6 and named["pending_updates"] >= 0
 

@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run directory (resumed when it exists)")
     parser.add_argument("--episodes", type=int, default=PracticeConfig.episodes, help="practice episodes (warm-up included)")
     parser.add_argument("--minutes", type=float, default=PracticeConfig.sim_minutes, help="simulated practice minutes")
-    parser.add_argument("--token", default=None, help="RL-token directory from `rlt train-token` (needed for --state token)")
+    parser.add_argument("--token", default=None, help="RL-token directory from `rlt train-token` (needed for --state token; "
+                        "with --state image only its demos' action statistics are read)")
     parser.add_argument("--vla", default=None, help="VLA checkpoint (default: the shipped built-in VLA)")
     parser.add_argument("--vla-kind", default="builtin", help="VLA backend kind")
     parser.add_argument("--state", choices=STATE_SOURCES, default="token", help="actor and critic state: z_rl (token) or the "
@@ -84,6 +85,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(reward.detector_failure_after_s; default: 0.5 s before --critical-timeout, as "
                              "`rlt demo` sets it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _token_action_stats(token: str | None, env):
+    """The action scale stored with the RL token (checked against the simulated arm); None without one."""
+    import sys
+
+    from rlt_ros.core.rlt.action_stats import load_action_stats
+
+    stats = load_action_stats(token) if token else None
+    if stats is None:
+        if token:
+            print(f"rlt sim-train: WARNING: the RL token in {token} has no action statistics; the learner fits them "
+                  "on its warm-up (add them with `rlt train-token --stats-only --demos DEMOS --out TOKEN_DIR`)",
+                  file=sys.stderr)
+        return None
+    stats.check_arm(env.action_dim, tuple(env.joint_names))
+    return stats
 
 
 def _warn_if_token_for_other_vla(args: argparse.Namespace) -> None:
@@ -148,8 +166,10 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
                num_threads=args.threads)
     pkw.update(practice_overrides or {})
     cfg = PracticeConfig(**pkw)
+    action_stats = _token_action_stats(args.token, env)
     extra = {"vla": str(args.vla) if args.vla else "builtin:default", "token": args.token,
-             "sim": env.config.to_dict()}
+             "sim": env.config.to_dict(),  # the action scale: the token's demos', or fitted on the warm-up
+             "action_stats": action_stats.to_dict() if action_stats else "warm-up"}
     operator = None
     if cfg.intervene_after_s > 0:  # the operator teleoperates: the demonstrator's moves, brisker
         from rlt_ros.core.sim.configuration_expert import teleoperator_config
@@ -158,7 +178,7 @@ def build(args: argparse.Namespace, practice_overrides: dict | None = None, rlt_
         operator = ScriptedExpert(env, teleoperator_config(seed=args.seed + 29))
     practice = Practice(env, vla, reader, rlt_cfg, cfg, out_dir=args.out, progress=not args.no_progress,
                         extra_config=extra, operator=operator, device=args.device, token_log=token_log,
-                        marks=_learned_marks(args))
+                        marks=_learned_marks(args), action_stats=action_stats)
     return practice, env
 
 

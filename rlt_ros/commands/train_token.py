@@ -8,13 +8,18 @@
 The frozen VLA embeds every ``--frame-stride``-th demo frame (prefix embeddings z_1..z_M); the encoder g
 and decoder d + head h are fitted on them with L_ro; whole demo episodes are held out to report the
 reconstruction loss (and the same loss with a shuffled token, which shows the decoder reads z_rl).
-Writes token.safetensors, token_config.json, token_meta.json (VLA, losses) and token_train_config.json.
+Writes token.safetensors, token_config.json, token_meta.json (VLA, losses, and the per-joint action mean/std
+of the demos' critical phase, which set the learner's action scale) and token_train_config.json.
+``--stats-only`` adds or renews those action statistics in an existing token folder, without training:
+
+    rlt train-token --stats-only --demos data/demos --out runs/token
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of demo episodes held out")
     parser.add_argument("--seed", type=int, default=0, help="seed")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--stats-only", action="store_true",
+                        help="only measure the demos' action statistics into the existing token folder --out")
 
 
 def vla_weights_hash(kind: str, path: str | None) -> str | None:
@@ -67,10 +74,27 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from rlt_ros.core.rlt.action_stats import META_KEY, demo_action_stats, store_action_stats
     from rlt_ros.core.rlt.training_token import embed_demos, train_token
     from rlt_ros.core.vla import load_backend
     from rlt_ros.core.vla.training_builtin import load_demo_episodes
 
+    episodes = load_demo_episodes(args.demos, max_episodes=args.max_episodes, progress=True)
+    stats = demo_action_stats(episodes)
+    if stats is None:
+        print("rlt train-token: WARNING: no demo marks its critical phase (a critical_phase_start event): no action "
+              "statistics stored; the learner will fit its action scale on the warm-up", file=sys.stderr)
+    else:
+        print(f"rlt train-token: action statistics of {stats.episodes} demos' critical phase ({stats.rows} steps): "
+              f"std {', '.join(f'{x:.4g}' for x in stats.std)}")
+    if args.stats_only:
+        if stats is None:
+            raise SystemExit(f"rlt train-token --stats-only: no demo in {args.demos} marks its critical phase")
+        if not (Path(args.out) / "token_meta.json").is_file():
+            raise SystemExit(f"rlt train-token --stats-only: {args.out} is not an RL-token folder (no token_meta.json)")
+        store_action_stats(args.out, stats)
+        print(f"rlt train-token: action statistics written to {Path(args.out) / 'token_meta.json'}")
+        return 0
     torch.set_num_threads(args.threads)
     train_cfg = TokenTrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                     val_fraction=args.val_fraction, seed=args.seed, num_threads=args.threads,
@@ -78,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
     extra = {k: v for k, v in (("vlm_path", args.vlm_path), ("tokenizer_path", args.tokenizer_path)) if v}
     vla = load_backend(args.vla_kind, args.vla, device=args.device, **extra)
     print(f"rlt train-token: {vla.describe()}")
-    episodes = load_demo_episodes(args.demos, max_episodes=args.max_episodes, progress=True)
     t0 = time.time()
     z, mask, eps = embed_demos(vla, episodes, args.frame_stride, args.max_frames)
     print(f"rlt train-token: {len(z)} frames from {len(episodes)} episodes, M={z.shape[1]} D={z.shape[2]} "
@@ -94,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     meta = {"vla_kind": args.vla_kind, "vla": str(args.vla) if args.vla else "builtin:default",
             "vla_weights_sha256": vla_weights_hash(args.vla_kind, args.vla),
             "embed_dim": vla.embed_dim, "num_prefix_tokens": int(z.shape[1]), "demos": str(args.demos),
-            "frames": int(len(z)), "train_seconds": round(time.time() - t0, 1), "report": report.to_dict()}
+            "frames": int(len(z)), "train_seconds": round(time.time() - t0, 1), "report": report.to_dict(),
+            **({META_KEY: stats.to_dict()} if stats else {})}
     model.save(out, meta=meta)
     train_cfg.save(out / "token_train_config.json")
     print(json.dumps({k: v for k, v in report.to_dict().items() if k != "history"}, indent=2))

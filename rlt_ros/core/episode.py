@@ -33,7 +33,7 @@ class EpisodeConfig:
     stats_window: int = 20  # episodes in the moving success rate / critical-phase statistics
     handover: str = "operator"  # who starts the critical phase: operator (/rlt/start_rl) | auto (the learned switch of episode.switch; the operator's button still works)
     switch: str = ""  # handover-switch folder (rlt train-switch --out), read with handover auto; "learner": the versions learner_node retrains (learner.marks_every)
-    switch_token: str = ""  # the RL-token folder the vla node runs (its vla.token_checkpoint; '' = the shipped one): a switch trained on another token is refused
+    token_checkpoint: str = ""  # the RL-token folder the vla node runs (its vla.token_checkpoint, which the launch argument vla.token_checkpoint:= sets too; '' = the shipped one): the learner takes its demos' action scale from it; a switch or detector trained on another token is refused
 
     def __post_init__(self):
         if self.timeout_s < 0 or self.critical_timeout_s < 0 or self.stats_window < 1:

@@ -49,7 +49,7 @@ class LearnerNodeConfig:
     device: str = "auto"  # where the networks train and batches are sampled: auto (a GPU when there is one, else the CPU), cpu, cuda or cuda:N
     stats_every: int = 50  # critic updates between statistics read back from the device (each read-back waits for it)
     cuda_graph: bool = False  # on a CUDA device, replay the update as CUDA graphs (much faster; ignored on the CPU)
-    marks_every: int = 0  # retrain the handover switch and success detector after this many operator-marked episodes, from /rlt/token and /rlt/events recorded in <output_dir>/marks (0 = off; the RL token is episode.switch_token's)
+    marks_every: int = 0  # retrain the handover switch and success detector after this many operator-marked episodes, from /rlt/token and /rlt/events recorded in <output_dir>/marks (0 = off; the RL token is episode.token_checkpoint's)
 
     def __post_init__(self):
         if self.checkpoint_every < 1 or self.publish_hz <= 0 or self.sync_every < 1 or self.num_threads < 0:
@@ -89,7 +89,7 @@ class LearnerNode(RltNode):
                                    rlt.replay_capacity, out / "replay", sync_every=cfg.sync_every,
                                    token_dtype=rlt.token_dtype)
         self.learner = Learner(algorithm, self.replay, out / "checkpoints", cfg.checkpoint_every,
-                               actor_dir=out / "actor")
+                               actor_dir=out / "actor", action_stats=self._action_stats())
         resumed = self.learner.resume()
         self.episodes = EpisodeStats(self.episode_config.stats_window, log=out / "episodes.jsonl")
         self.outcomes = OutcomeGate()  # terminal rewards from the episode's outcome event, not the Transition
@@ -141,12 +141,33 @@ class LearnerNode(RltNode):
             self._marks_job = threading.Thread(target=self._retrain_marks, name="marks", daemon=True)
             self._marks_job.start()
 
+    def _action_stats(self):
+        """The action scale of the demonstrations, stored with the RL token the vla node runs (None: the
+        learner fits it on its warm-up)."""
+        from rlt_ros.core.checkpoints import token_checkpoint
+        from rlt_ros.core.rlt.action_stats import load_action_stats
+
+        token = Path(self.episode_config.token_checkpoint or token_checkpoint())
+        stats = load_action_stats(token)
+        if stats is None:
+            self.get_logger().warning(f"the RL token in {token} has no action statistics: the action scale is fitted "
+                                      "on the warm-up (add them: rlt train-token --stats-only --demos DEMOS --out "
+                                      f"{token})")
+            return None
+        try:
+            stats.check_arm(self.rlt_config.action_dim, tuple(self.arm_config.joint_names))
+        except ValueError as err:
+            raise ValueError(f"episode.token_checkpoint {token}: {err} (it must name the vla node's "
+                             "vla.token_checkpoint)") from err
+        self.get_logger().info(f"action scale of {stats.episodes} demonstrations ({token})")
+        return stats
+
     # ---- the learned switch and detector ---------------------------------------------------------
     def _start_marks(self, directory: Path, every: int) -> None:
         from rlt_ros.core.checkpoints import token_identity
         from rlt_ros.core.rlt.marks_training import MarksTrainer
 
-        self.marks = MarksTrainer(directory, token_identity(self.episode_config.switch_token or None), every)
+        self.marks = MarksTrainer(directory, token_identity(self.episode_config.token_checkpoint or None), every)
         self.marks_stats: dict[str, float] = {}
         self._marks_job: threading.Thread | None = None
         self._marks_done = None  # the finished retraining's MarksUpdate, published by the timer

@@ -189,7 +189,7 @@ class RewardNode(RltNode):
 
         cfg = self.episode_config
         try:
-            switch = HandoverSwitch.load(cfg.switch, token_identity(cfg.switch_token or None))
+            switch = HandoverSwitch.load(cfg.switch, token_identity(cfg.token_checkpoint or None))
         except (SwitchError, FileNotFoundError) as err:
             self.get_logger().error(f"episode.handover auto: {err}; staying in operator mode (/rlt/start_rl)")
             return None
@@ -221,7 +221,7 @@ class RewardNode(RltNode):
 
         try:
             switch = HandoverSwitch.from_bytes(msg.meta_json, bytes(msg.safetensors),
-                                               token_identity(self.episode_config.switch_token or None),
+                                               token_identity(self.episode_config.token_checkpoint or None),
                                                f"/rlt/switch_weights version {msg.version}")
         except SwitchError as err:
             self.rejected += 1

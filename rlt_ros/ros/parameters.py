@@ -60,6 +60,9 @@ def declare_config(node: Node, cls: type, prefix: str = ""):
                              f"(prefix '{prefix}'): {err}") from err
 
 
+RENAMED = {"episode.switch_token": "episode.token_checkpoint"}  # old name -> new name (refused with the new one)
+
+
 def reject_unknown_parameters(node: Node, shared: tuple[str, ...] = ("arm.", "rlt.", "episode.")) -> None:
     """Raise if a parameter override (from YAML or --ros-args -p) names no declared parameter.
 
@@ -73,6 +76,9 @@ def reject_unknown_parameters(node: Node, shared: tuple[str, ...] = ("arm.", "rl
     declared = set(node._parameters.keys()) | _BUILTIN
     unused_shared = tuple(p for p in shared if not any(d.startswith(p) for d in declared))
     unknown = sorted(k for k in overrides - declared if not any(k.startswith(p) for p in unused_shared))
+    renamed = [f"{k} is now {RENAMED[k]}" for k in unknown if k in RENAMED]
+    if renamed:
+        raise ParameterError(f"{node.get_name()}: renamed parameters: {'; '.join(renamed)}")
     if unknown:
         raise ParameterError(f"{node.get_name()}: unknown parameters {unknown}; "
                              f"valid parameters: {sorted(declared - _BUILTIN)}")

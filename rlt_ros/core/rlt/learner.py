@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rlt_ros.core.rlt.action_stats import ActionStats
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.modeling_actor_critic import (Actor, Critics, Normalizer, chunk_discounts,
                                                     reference_dropout_mask, td_target)
@@ -600,10 +601,13 @@ class Learner:
     """
 
     def __init__(self, algorithm: RLTAlgorithm, replay: ReplayBuffer, checkpoint_dir: str | Path | None = None,
-                 checkpoint_every: int = 0, seed: int | None = None, actor_dir: str | Path | None = None):
+                 checkpoint_every: int = 0, seed: int | None = None, actor_dir: str | Path | None = None,
+                 action_stats: ActionStats | None = None):
         """Batches are sampled on ``algorithm.device`` from a ``TensorReplay`` mirror of ``replay``, normalised
-        once per transition (built when training starts, i.e. once the normaliser is fitted)."""
+        once per transition (built when training starts, i.e. once the normaliser is fitted). ``action_stats``:
+        the demonstrations' action scale (the RL token's, action_stats.py); None fits it on the warm-up."""
         self.algorithm = algorithm
+        self.action_stats = action_stats
         self.cfg = algorithm.cfg
         self.replay = replay
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -654,10 +658,13 @@ class Learner:
                 and p["utd_achieved"] < fraction * self.cfg.utd)
 
     def fit_normalizer(self) -> None:
-        """Fit the normaliser on the buffer's contents (once, when training starts)."""
+        """Fit the normaliser on the buffer's contents (once, when training starts); the action scale is the
+        demonstrations' where given (``action_stats``)."""
         data = self.replay.arrays()
-        actions = np.concatenate([data["reference"].reshape(-1, self.cfg.action_dim),
-                                  data["action"].reshape(-1, self.cfg.action_dim)])
+        actions = self.action_stats
+        if actions is None:
+            actions = np.concatenate([data["reference"].reshape(-1, self.cfg.action_dim),
+                                      data["action"].reshape(-1, self.cfg.action_dim)])
         self.algorithm.normalizer.fit(data["token"], data["proprio"], actions)
 
     # ---- updates --------------------------------------------------------------------------------

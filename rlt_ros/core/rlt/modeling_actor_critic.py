@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rlt_ros.core.rlt.action_stats import ActionStats
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 
 
@@ -109,7 +110,9 @@ def state_encoder(cfg: RLTConfig) -> tuple[nn.Module | None, int]:
 class Normalizer(nn.Module):
     """Per-dimension mean/std of tokens, proprioception and actions (joint targets), stored as buffers.
 
-    ``fit`` is called once on the warm-up data; until then the identity is used. Stds are floored at
+    ``fit`` is called once on the warm-up data; until then the identity is used. The action mean/std come
+    from the demonstrations when the RL token carries them (``ActionStats``, action_stats.py), else from the
+    warm-up's reference and executed rows. Stds are floored at
     ``state_min_std`` (token, proprio) and ``action_min_std`` (per joint), and normalised state values are
     clipped to +-``state_clip``: in the VLA's warm-up data some inputs barely move (the base joint's velocity,
     parts of the end-effector quaternion: std ~1e-4), and without a floor and a clip the first actor that moves
@@ -130,10 +133,17 @@ class Normalizer(nn.Module):
             self.register_buffer(f"{name}_std", torch.ones(dim))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
-    def fit(self, tokens: np.ndarray, proprio: np.ndarray, actions: np.ndarray) -> None:
-        """tokens [N, T], proprio [N, P], actions [N', A] (rows of reference/executed chunks)."""
+    def fit(self, tokens: np.ndarray, proprio: np.ndarray, actions: np.ndarray | ActionStats) -> None:
+        """tokens [N, T], proprio [N, P], actions [N', A] (rows of reference/executed chunks) or their
+        demonstrations' ActionStats."""
+        if isinstance(actions, ActionStats):
+            n = self.action_mean.shape[0]
+            if len(actions.mean) != n:
+                raise ValueError(f"Normalizer.fit: action statistics of {len(actions.mean)} joints for {n}")
+            self.action_mean.copy_(torch.tensor(actions.mean, dtype=torch.float32))
+            self.action_std.copy_(torch.tensor(actions.std, dtype=torch.float32).clamp_min(self.min_std["action"]))
         for name, data in (("token", tokens), ("proprio", proprio), ("action", actions)):
-            if name == "token" and self.images:
+            if (name == "token" and self.images) or isinstance(data, ActionStats):
                 continue
             data = np.asarray(data, np.float64).reshape(-1, getattr(self, f"{name}_mean").shape[0])
             if len(data) == 0:

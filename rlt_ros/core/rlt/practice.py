@@ -41,6 +41,7 @@ from rlt_ros.core.arm import ArmConfig
 from rlt_ros.core.control import ActorConfig, ChunkController
 from rlt_ros.core.episode import OPERATOR_REACTION_S
 from rlt_ros.core.interfaces import LATE_SWITCH, EpisodeEventPacket, EventSource, EventType, Phase, TokenPacket
+from rlt_ros.core.rlt.action_stats import ActionStats
 from rlt_ros.core.rlt.configuration_practice import PracticeConfig
 from rlt_ros.core.rlt.configuration_rlt import RLTConfig
 from rlt_ros.core.rlt.learner import CheckpointMismatchError, Learner, RLTAlgorithm, check_compatible, resolve_device
@@ -188,13 +189,15 @@ class Practice:
     ``token_log``: records the token stream and the events (the handover switch's data: ``rlt train-switch``);
     its clock runs on across episodes (each starts 1 s after the previous one ended).
     ``marks``: the learned switch and detector mark practice episodes, the operator only corrects them.
+    ``action_stats``: the demonstrations' action scale stored with the RL token (None: fitted on the warm-up).
     """
 
     def __init__(self, env, vla, state_reader: StateReader, rlt_cfg: RLTConfig, cfg: PracticeConfig,
                  out_dir: str | Path | None = None, progress: bool = True,
                  on_transition: Callable[[Transition], None] | None = None, extra_config: dict | None = None,
                  operator: Operator | None = None, actor: ActorConfig | None = None, device: str = "cpu",
-                 token_log: TokenLog | None = None, marks: LearnedMarks | None = None):
+                 token_log: TokenLog | None = None, marks: LearnedMarks | None = None,
+                 action_stats: ActionStats | None = None):
         if cfg.intervene_after_s > 0 and operator is None:
             raise ValueError(f"PracticeConfig.intervene_after_s={cfg.intervene_after_s} needs an operator "
                              "to take over (teleoperate) the episode")
@@ -224,7 +227,8 @@ class Practice:
         self.algorithm = RLTAlgorithm(rlt_cfg, device=resolve_device(device))
         self.learner = Learner(self.algorithm, self.replay,
                                None if self.out_dir is None else self.out_dir / "checkpoints",
-                               actor_dir=None if self.out_dir is None else self.out_dir / "actor")
+                               actor_dir=None if self.out_dir is None else self.out_dir / "actor",
+                               action_stats=action_stats)
         self.learner.resume()
         self._load_episode_log()
         if cfg.learner_mode == "async" or self.algorithm.device.type != "cpu":

@@ -31,7 +31,8 @@ class DemoEpisode:
     """One demonstration, T control steps.
 
     images: camera -> uint8 [T, S, S, 3]; proprio: float32 [T, P] (joint positions first);
-    actions: float32 [T, A] absolute joint targets sent at each step; instruction: the task's text.
+    actions: float32 [T, A] absolute joint targets sent at each step; instruction: the task's text;
+    critical_start: the first step of the critical phase (None where the demo marks none).
     """
 
     images: dict[str, np.ndarray]
@@ -39,11 +40,14 @@ class DemoEpisode:
     actions: np.ndarray
     instruction: str = ""
     joint_names: tuple[str, ...] = ()
+    critical_start: int | None = None
 
     def __post_init__(self) -> None:
         t = self.actions.shape[0]
         if self.actions.ndim != 2 or self.proprio.ndim != 2 or self.proprio.shape[0] != t:
             raise ValueError(f"DemoEpisode: actions {self.actions.shape} and proprio {self.proprio.shape} must be [T, A] and [T, P]")
+        if self.critical_start is not None and not 0 <= self.critical_start < max(t, 1):
+            raise ValueError(f"DemoEpisode: critical_start {self.critical_start} must be a step of the episode (0..{t - 1})")
         for cam, img in self.images.items():
             if img.dtype != np.uint8 or img.ndim != 4 or img.shape[0] != t or img.shape[3] != 3:
                 raise ValueError(f"DemoEpisode: camera {cam!r} images must be uint8 [T={t}, S, S, 3], got {img.dtype} {img.shape}")
@@ -245,7 +249,8 @@ def load_demo_episodes(path: str | Path, max_episodes: int | None = None, progre
     lerobot) or ``*.npz`` episodes.
 
     An .npz episode holds ``images_<camera>`` uint8 [T, S, S, 3], ``proprio`` float32 [T, P],
-    ``actions`` float32 [T, A] and optionally ``instruction`` (str) and ``joint_names`` (str [A]).
+    ``actions`` float32 [T, A] and optionally ``instruction`` (str), ``joint_names`` (str [A]) and
+    ``critical_start`` (int: the first step of the critical phase).
     """
     path = Path(path)
     if not path.is_dir():
@@ -275,7 +280,15 @@ def _load_npz_episode(p: Path) -> DemoEpisode:
         images = {k[len("images_"):]: f[k] for k in f.files if k.startswith("images_")}
         return DemoEpisode(images=images, proprio=f["proprio"].astype(np.float32), actions=f["actions"].astype(np.float32),
                            instruction=str(f["instruction"]) if "instruction" in f.files else "",
-                           joint_names=tuple(str(s) for s in f["joint_names"]) if "joint_names" in f.files else ())
+                           joint_names=tuple(str(s) for s in f["joint_names"]) if "joint_names" in f.files else (),
+                           critical_start=int(f["critical_start"]) if "critical_start" in f.files else None)
+
+
+def _step_at(times: np.ndarray, t: float | None) -> int | None:
+    """The first step at or after ``t`` seconds (None for None), at most the last step."""
+    if t is None or len(times) == 0:
+        return None
+    return min(int(np.searchsorted(times, t)), len(times) - 1)
 
 
 def _load_mcap_episodes(bags: list[Path], progress: bool) -> list[DemoEpisode]:
@@ -295,5 +308,6 @@ def _load_mcap_episodes(bags: list[Path], progress: bool) -> list[DemoEpisode]:
                 actions=ep.actions.astype(np.float32),
                 instruction=str(ep.meta.get("instruction", DEFAULT_INSTRUCTION)),
                 joint_names=tuple(ep.joint_names),
+                critical_start=_step_at(ep.times, ep.critical_phase_start),
             ))
     return out
